@@ -1,0 +1,85 @@
+"""One open workspace: its control plane, data plane and archive. The CLI and the web call this."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mutual.catalog.orgs import Org, merge_orgs, read_org_file, reference_orgs, reference_successors
+from mutual.control import db
+from mutual.control.models import Submission
+from mutual.store.duckdb_store import DuckStore
+from mutual.store.intake import IngestResult, Progress, ingest_file
+from mutual.workspace import Workspace
+
+
+class WorkspaceError(ValueError):
+    pass
+
+
+class Mutual:
+    def __init__(self, workspace: Workspace, *, create: bool = False, read_only: bool = False) -> None:
+        if not workspace.exists and not create:
+            raise WorkspaceError(f"no workspace at {workspace.home}: run `mutual init` (or pass --home DIR)")
+        workspace.create()
+        self.workspace = workspace
+        self.engine = db.connect(workspace.control_url)
+        db.upgrade(self.engine)
+        self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
+        try:
+            self.store = DuckStore(workspace.data_path, workspace.tmp_dir, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WorkspaceError(f"{workspace.data_path} is in use by another process ({exc})") from exc
+        if create and not self.store.orgs():
+            self.store.replace_orgs(merge_orgs([], reference_orgs()))
+
+    def close(self) -> None:
+        self.store.close()
+        self.engine.dispose()
+
+    # -- organisations --------------------------------------------------------------------------------------
+
+    def import_orgs(self, path: Path) -> tuple[str, int]:
+        layout, orgs, successors = read_org_file(path)
+        merged = merge_orgs(self.store.orgs() or list(reference_orgs()), orgs,
+                            [*reference_successors(), *successors])
+        self.store.replace_orgs(merged)
+        return layout, len(orgs) + len(successors)
+
+    def orgs(self) -> list[Org]:
+        return self.store.orgs()
+
+    # -- submissions ----------------------------------------------------------------------------------------
+
+    def ingest(self, path: Path, *, spec: str | None = None, org: str | None = None,
+               received_at: datetime | None = None, submitted_by: str = "cli",
+               progress: Progress = lambda _: None) -> IngestResult:
+        return ingest_file(self.sessions, self.store, self.workspace.archive_dir, self.workspace.tmp_dir, path,
+                           spec_name=spec, org=org, received_at=received_at, submitted_by=submitted_by,
+                           progress=progress)
+
+    def submissions(self) -> list[Submission]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Submission).order_by(Submission.id)))
+
+    def submission(self, submission_id: int) -> Submission:
+        with self.sessions() as s:
+            sub = s.get(Submission, submission_id)
+        if sub is None:
+            raise WorkspaceError(f"no submission {submission_id} (see `mutual submissions`)")
+        return sub
+
+
+@contextmanager
+def open_mutual(home: Path | None, *, create: bool = False, read_only: bool = False) -> Iterator[Mutual]:
+    m = Mutual(Workspace.at(home), create=create, read_only=read_only)
+    try:
+        yield m
+    finally:
+        m.close()

@@ -1,0 +1,1 @@
+"""The control plane: transactional records (submissions now; users, agreements and plans later)."""

@@ -1,0 +1,318 @@
+"""Data-quality rules, run in bulk over staged cells. Every failure becomes a row in ``issues``; none stops
+the others. Severity ``error`` quarantines the value, ``warning`` accepts it flagged.
+
+Input temp tables: ``cells``, ``rate_cells``, ``malformed_lines`` (from a reader) and the reference tables
+made by ``reference_tables``. Output temp tables: ``issues`` and ``accepted`` (one row per key).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+
+from mutual.catalog import Catalog
+from mutual.catalog.orgs import Org
+from mutual.ingest.csv_stage import q
+from mutual.ingest.specs import Spec, norm
+
+# A value this many robust standard deviations from the series' median is flagged as a sudden change.
+OUTLIER_Z = 6.0
+OUTLIER_MIN_POINTS = 10
+ISSUE_COLUMNS = "row_num, col, org, metric, dims, period, raw, rule, severity, message"
+
+
+@dataclass
+class Counts:
+    rows_read: int
+    values_read: int
+    accepted: int
+    quarantined: int
+    warnings: int
+    missing: int
+
+
+def reference_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog, orgs: list[Org], spec: Spec) -> None:
+    """Load the catalogue, the organisations and the spec's code maps as small temp tables."""
+    metrics = pa.table({
+        "code": [m.code for m in catalog.metrics],
+        "is_integer": [m.integer for m in catalog.metrics],
+        "lo": [float(m.bounds[0]) for m in catalog.metrics],
+        "hi": [float(m.bounds[1]) for m in catalog.metrics],
+        "capacity": [m.capacity for m in catalog.metrics],
+        "unit": [m.unit for m in catalog.metrics],
+        "kind": [str(m.kind) for m in catalog.metrics],
+    })
+    metric_keys = {m.code.lower(): m.code for m in catalog.metrics}
+    if spec.long:
+        metric_keys.update({norm(k): v for k, v in spec.long.metric_map.items()})
+    org_keys = {o.code.upper(): o.code for o in orgs}
+    org_keys.update({k.strip().upper(): v for k, v in spec.org.codes.items()})
+    value_maps = [(norm(h), label, val) for h, cm in spec.columns.items() for label, val in cm.value_map.items()]
+    long_map = spec.long.value_map if spec.long else {}
+    tables = {
+        "metric_ref": metrics,
+        "metric_key": pa.table({"key": list(metric_keys), "code": list(metric_keys.values())}),
+        "org_key": pa.table({"key": list(org_keys), "code": list(org_keys.values())}),
+        "org_name_key": pa.table({"name": [k.strip().upper() for k in spec.org.names],
+                                  "code": list(spec.org.names.values())}),
+        "org_ref": pa.table({
+            "code": [o.code for o in orgs], "kind": [str(o.kind) for o in orgs],
+            "close_date": pa.array([o.close_date for o in orgs], pa.date32()),
+            "successor": [o.successor for o in orgs]}),
+        "value_maps": pa.table({
+            "map_key": [h for h, _, _ in value_maps] + ["value"] * len(long_map),
+            "label": [norm(lbl) for _, lbl, _ in value_maps] + [norm(k) for k in long_map],
+            "value": [float(v) for _, _, v in value_maps] + [float(v) for v in long_map.values()]}),
+    }
+    for name, table in tables.items():
+        con.register(f"_{name}", table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")
+
+
+def _period_expr(spec: Spec) -> str:
+    fmts = "[" + ", ".join(q(f) for f in spec.period.formats) + "]"
+    parsed = f"try_strptime(trim(c.period_raw), {fmts})"
+    if spec.period.instant_timezone:
+        tz = q(spec.period.instant_timezone)
+        return (f"CASE WHEN length(trim(c.period_raw)) > 10 "
+                f"THEN timezone({tz}, timezone('UTC', {parsed}))::DATE ELSE {parsed}::DATE END")
+    return f"{parsed}::DATE"
+
+
+def _typed(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    missing = "[" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + "]"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE typed AS
+        WITH base AS (
+            SELECT c.*, trim(c.raw) AS t,
+                   c.raw IS NULL OR list_contains({missing}, lower(trim(c.raw))) AS is_missing,
+                   c.org_raw IS NULL OR list_contains({missing}, lower(trim(c.org_raw))) AS org_blank
+            FROM cells c)
+        SELECT b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
+               b.is_missing, b.t,
+               CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
+               mk.code AS metric,
+               {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
+               coalesce(vm.value, try_cast(CASE WHEN contains(b.t, ',')
+                                                  AND regexp_full_match(b.t, '[+-]?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?')
+                                                THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale
+                   AS value
+        FROM base b
+        LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
+        LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
+        LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
+        LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t)""")
+
+
+def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
+    """A hint for each unknown organisation code: the closest known codes."""
+    unknown = [r[0] for r in con.execute(
+        "SELECT DISTINCT org_raw FROM typed WHERE org IS NULL AND NOT is_missing AND org_raw IS NOT NULL "
+        "LIMIT 1000").fetchall()]
+    codes = [o.code for o in orgs]
+    hints = []
+    for code in unknown:
+        close = difflib.get_close_matches(code.strip().upper(), codes, n=3, cutoff=0.6)
+        hints.append(f"; did you mean {' or '.join(close)}?" if close else "; check the ODS code, or import "
+                     "the organisation with `mutual orgs import`")
+    con.register("_hints", pa.table({"org_raw": unknown, "hint": hints}))
+    con.execute("CREATE OR REPLACE TEMP TABLE org_hint AS SELECT * FROM _hints")
+    con.unregister("_hints")
+
+
+def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Each distinct (metric, dims) pair is checked once against the catalogue, in Python: there are few."""
+    bad = []
+    pairs = con.execute("SELECT DISTINCT metric, dims FROM typed WHERE dims <> '' AND metric IS NOT NULL")
+    for metric, dims in pairs.fetchall():
+        allowed = catalog.get(metric).dims
+        for kv in dims.split(";"):
+            dim, _, value = kv.partition("=")
+            if dim not in allowed:
+                bad.append((metric, dims, f"{metric} has no dimension {dim!r}"))
+                break
+            if value not in catalog.dimensions[dim]:
+                bad.append((metric, dims, f"{value!r} is not a {dim} (expected one of "
+                            + ", ".join(catalog.dimensions[dim]) + ")"))
+                break
+    con.register("_bad", pa.table({"metric": [b[0] for b in bad], "dims": [b[1] for b in bad],
+                                   "problem": [b[2] for b in bad]}, schema=pa.schema(
+        [("metric", pa.string()), ("dims", pa.string()), ("problem", pa.string())])))
+    con.execute("CREATE OR REPLACE TEMP TABLE bad_dims AS SELECT * FROM _bad")
+    con.unregister("_bad")
+
+
+def _cell_issues(con: duckdb.DuckDBPyConnection, received: date) -> None:
+    """Checks on each cell by itself: organisation, metric, date, number, bounds, dimensions."""
+    where_cell = "FROM typed t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org"
+    rules = [
+        ("unknown_org", "t.org IS NULL",
+         "format('organisation {} is not known{}', coalesce(nullif(trim(t.org_raw), ''), "
+         "'(blank; name ' || coalesce(t.org_name, 'blank') || ')'), "
+         "coalesce((SELECT hint FROM org_hint h WHERE h.org_raw = t.org_raw), ''))"),
+        ("closed_org", "o.close_date IS NOT NULL AND t.period > o.close_date",
+         "format('{} closed on {}{}; report this value under the organisation that took over', t.org, "
+         "o.close_date, CASE WHEN o.successor IS NOT NULL THEN ' (its successor is ' || o.successor || ')' "
+         "ELSE '' END)"),
+        ("unknown_metric", "t.metric IS NULL",
+         "format('metric {} is not in the catalogue (see `mutual catalog`)', coalesce(t.metric_raw, '(blank)'))"),
+        ("bad_date", "t.period IS NULL",
+         "format('date {} could not be read; expected {}', coalesce(t.period_raw, '(blank)'), '{date_formats}')"),
+        ("future_date", f"t.period > DATE '{received.isoformat()}'",
+         f"format('date {{}} is after the file was received ({received.isoformat()})', t.period)"),
+        ("impossible_date", "t.period < DATE '1990-01-01'",
+         "format('date {} is before 1990: check the date format', t.period)"),
+        ("not_a_number", "t.value IS NULL AND t.t IS NOT NULL",
+         "CASE WHEN regexp_matches(t.t, '^[+-]?[0-9.,]+\\s*%$') "
+         "THEN format('{} is a percentage; this column expects a count of {}', t.t, coalesce(m.unit, 'units')) "
+         "ELSE format('{} is not a number', t.t) END"),
+        ("not_a_number", "t.value IS NOT NULL AND NOT isfinite(t.value)",
+         "format('{} is not a finite number', t.t)"),
+        ("not_whole", "m.is_integer AND t.value IS NOT NULL AND isfinite(t.value) AND t.value <> round(t.value)",
+         "format('{} is not a whole number; {} counts whole {}', t.t, t.metric, m.unit)"),
+        ("out_of_bounds", "t.value < m.lo", "format('{} is below the lowest possible value {}', t.t, m.lo)"),
+        ("out_of_bounds", "t.value > m.hi AND (o.kind IS NULL OR o.kind IN ('trust', 'site'))",
+         "format('{} is above the highest plausible value {} for one trust; check the units', t.t, m.hi)"),
+        ("bad_dimension", "EXISTS (SELECT 1 FROM bad_dims b WHERE b.metric = t.metric AND b.dims = t.dims)",
+         "(SELECT format('{} for {}', b.problem, t.metric) FROM bad_dims b WHERE b.metric = t.metric "
+         "AND b.dims = t.dims)"),
+    ]
+    parts = [
+        f"SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}' AS rule, "
+        f"'error' AS severity, {msg} AS message {where_cell} WHERE NOT t.is_missing AND ({cond})"
+        for rule, cond, msg in rules]
+    con.execute("""CREATE OR REPLACE TEMP TABLE issues (row_num BIGINT, col VARCHAR, org VARCHAR, metric VARCHAR,
+                   dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR, message VARCHAR)""")
+    con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}")
+    con.execute("""
+        INSERT INTO issues SELECT row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
+               'this line could not be read as CSV: ' || problem || '; nothing on it was stored'
+        FROM malformed_lines""")
+
+
+def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """Checks across cells of the file: duplicates, conflicts, occupied above open, parts against totals."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE clean AS
+        SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period, t.value, t.raw FROM typed t
+        WHERE NOT t.is_missing AND NOT EXISTS (
+            SELECT 1 FROM issues i WHERE i.severity = 'error' AND i.row_num = t.row_num AND i.col = t.col)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE repeated AS
+        SELECT org, metric, dims, period, count(*) AS n, count(DISTINCT value) AS nv, min(row_num) AS first_row,
+               string_agg(DISTINCT value::VARCHAR, ' / ') AS vals,
+               string_agg(row_num::VARCHAR, ', ' ORDER BY row_num) AS rows
+        FROM clean GROUP BY org, metric, dims, period HAVING count(*) > 1""")
+    con.execute("""
+        INSERT INTO issues
+        SELECT c.row_num, c.col, c.org, c.metric, c.dims, c.period::VARCHAR, c.raw,
+               CASE WHEN r.nv > 1 THEN 'conflict' ELSE 'duplicate' END,
+               CASE WHEN r.nv > 1 THEN 'error' ELSE 'warning' END,
+               CASE WHEN r.nv > 1
+                    THEN format('{} {} on {} is given different values ({}) on lines {}; none was stored: '
+                                || 'send one value', c.org, c.metric, c.period, r.vals, r.rows)
+                    ELSE format('{} {} on {} repeats line {} with the same value; stored once',
+                                c.org, c.metric, c.period, r.first_row) END
+        FROM clean c JOIN repeated r USING (org, metric, dims, period)
+        WHERE r.nv > 1 OR c.row_num <> r.first_row""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE accepted AS
+        SELECT c.* FROM clean c
+        WHERE NOT EXISTS (SELECT 1 FROM repeated r WHERE r.org = c.org AND r.metric = c.metric AND r.dims = c.dims
+                          AND r.period = c.period AND (r.nv > 1 OR c.row_num <> r.first_row))""")
+    con.execute("""
+        INSERT INTO issues
+        SELECT o.row_num, o.col, o.org, o.metric, o.dims, o.period::VARCHAR, o.raw, 'over_capacity', 'error',
+               format('{} {} is {} but {} is {}, and it cannot be more; the {} value was held back: check both',
+                      o.org, o.metric, o.value, cap.metric, cap.value, o.metric)
+        FROM accepted o JOIN metric_ref m ON m.code = o.metric
+        JOIN accepted cap ON cap.metric = m.capacity AND cap.org = o.org AND cap.dims = o.dims
+                         AND cap.period = o.period
+        WHERE o.value > cap.value""")
+    con.execute("""
+        DELETE FROM accepted a WHERE EXISTS (SELECT 1 FROM issues i WHERE i.rule = 'over_capacity'
+                                             AND i.row_num = a.row_num AND i.col = a.col)""")
+
+
+def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    for m in catalog.metrics:
+        if not m.parts:
+            continue
+        joins = " ".join(
+            f"JOIN accepted p{i} ON p{i}.metric = '{p}' AND p{i}.org = t.org AND p{i}.dims = t.dims "
+            f"AND p{i}.period = t.period" for i, p in enumerate(m.parts))
+        total = " + ".join(f"p{i}.value" for i in range(len(m.parts)))
+        names = " + ".join(m.parts)
+        con.execute(f"""
+            INSERT INTO issues
+            SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, 'parts_sum', 'warning',
+                   format('{m.code} is {{}} but {names} = {{}}: the total does not equal its parts', t.value,
+                          {total})
+            FROM accepted t {joins} WHERE t.metric = '{m.code}' AND t.value <> {total}""")
+
+
+def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """Reported rates are never stored; each is checked against the rate recomputed from its parts."""
+    con.execute("""
+        INSERT INTO issues
+        SELECT row_num, col, NULL, NULL, NULL, NULL, raw, 'reported_rate', 'warning',
+               format('the reported rate {} does not match {} / {} = {}; rates are recomputed from their parts '
+                      || 'and the reported one is not stored', raw, num, den, round(num / den, 4))
+        FROM (SELECT *, try_cast(num_raw AS DOUBLE) AS num, try_cast(den_raw AS DOUBLE) AS den,
+                     try_cast(raw AS DOUBLE) AS rate FROM rate_cells)
+        WHERE rate IS NOT NULL AND num IS NOT NULL AND den > 0 AND abs(rate - num / den) > 0.0005""")
+
+
+def outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """A level far from its series' median (robust z-score over the file and the store's recent history).
+    Only for point-in-time levels of some size: flows and small counts spike for real."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE series_stats AS
+        WITH pts AS (SELECT org, metric, dims, value FROM accepted
+                     UNION ALL SELECT org, metric, dims, value FROM history),
+             med AS (SELECT org, metric, dims, median(value) AS med, count(*) AS n FROM pts
+                     GROUP BY ALL HAVING count(*) >= {OUTLIER_MIN_POINTS})
+        SELECT med.org, med.metric, med.dims, med.med,
+               -- a robust spread, floored at 5% of the level so a series that never moves is not flagged for
+               -- an ordinary change
+               greatest(median(abs(p.value - med.med)) * 1.4826, 0.05 * abs(med.med), 1) AS mad
+        FROM pts p JOIN med USING (org, metric, dims) GROUP BY med.org, med.metric, med.dims, med.med""")
+    con.execute(f"""
+        INSERT INTO issues
+        SELECT a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
+               format('{{}} {{}} on {{}} is {{}}, far from its usual level (median {{}}); stored, but please '
+                      || 'confirm it', a.org, a.metric, a.period, a.value, s.med)
+        FROM accepted a JOIN series_stats s USING (org, metric, dims) JOIN metric_ref m ON m.code = a.metric
+        WHERE m.kind = 'point_in_time' AND abs(s.med) >= 20 AND abs(a.value - s.med) / s.mad > {OUTLIER_Z}
+          AND abs(a.value - s.med) >= 5""")
+
+
+def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: list[Org], received: date,
+          rows_read: int) -> Counts:
+    """Run every rule that needs only the file. ``outlier_issues`` runs after, once the store has staged
+    ``history`` for the series in ``accepted``."""
+    _typed(con, spec)
+    _suggestions(con, orgs)
+    _dimension_check(con, catalog)
+    _cell_issues(con, received)
+    con.execute("UPDATE issues SET message = replace(message, '{date_formats}', ?)",
+                [" or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM")
+                 .replace("%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")])
+    _key_issues(con)
+    _parts_issues(con, catalog)
+    _rate_issues(con)
+    read, missing = con.execute(
+        "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
+    malformed, quarantined, warnings = con.execute("""
+        SELECT count(*) FILTER (rule = 'malformed_line'),
+               count(DISTINCT (row_num, col)) FILTER (severity = 'error' AND rule <> 'malformed_line'),
+               count(*) FILTER (severity = 'warning') FROM issues""").fetchone()  # type: ignore[misc]
+    values_read = read + malformed
+    quarantined = quarantined + malformed
+    return Counts(rows_read=rows_read, values_read=values_read, accepted=values_read - quarantined,
+                  quarantined=quarantined, warnings=warnings, missing=missing)

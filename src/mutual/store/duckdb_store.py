@@ -1,0 +1,219 @@
+"""The DuckDB data plane: observations, quality issues, organisations and the load log in one file.
+
+Writes are SQL inside one DuckDB transaction per submission (a process killed mid-load leaves nothing of it).
+Reads are Ibis expressions, so the same query code can later run on other engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from mutual.catalog.orgs import Org, OrgKind
+from mutual.store.schema import TABLES, ddl
+
+if TYPE_CHECKING:
+    import ibis.backends.duckdb
+    import ibis.expr.types as ir
+
+# Large ingests spill to the workspace's tmp/ rather than grow past this.
+MEMORY_LIMIT = "1GB"
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    submission_id: int
+    recorded_at: datetime
+    rows_read: int
+    values_read: int
+    accepted: int
+    stored: int
+    quarantined: int
+    warnings: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class ObservationQuery:
+    metric: str | None = None
+    org: str | None = None
+    start: date | None = None
+    end: date | None = None
+    as_of: datetime | None = None
+    include_history: bool = False
+
+
+class DuckStore:
+    def __init__(self, path: Path, tmp_dir: Path | None = None, read_only: bool = False) -> None:
+        self.path = path
+        self.con = duckdb.connect(str(path), read_only=read_only)
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute("SET preserve_insertion_order = true")
+        if tmp_dir is not None:
+            self.con.execute(f"SET temp_directory = '{tmp_dir}'")
+        if not read_only:
+            for table in TABLES:
+                self.con.execute(ddl(table))
+
+    @cached_property
+    def ibis(self) -> ibis.backends.duckdb.Backend:
+        """An Ibis backend on the same connection (imported on first use: Ibis is slow to import)."""
+        import ibis
+
+        return ibis.duckdb.from_connection(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- organisations -------------------------------------------------------------------------------------
+
+    def replace_orgs(self, orgs: list[Org]) -> None:
+        rows = [o.model_dump(mode="python") for o in orgs]
+        table = pa.Table.from_pylist(
+            [{**r, "kind": str(r["kind"])} for r in rows],
+            schema=pa.schema([("code", pa.string()), ("name", pa.string()), ("kind", pa.string()),
+                              ("parent", pa.string()), ("region", pa.string()), ("postcode", pa.string()),
+                              ("open_date", pa.date32()), ("close_date", pa.date32()),
+                              ("successor", pa.string()), ("successor_date", pa.date32()),
+                              ("lat", pa.float64()), ("lon", pa.float64())]))
+        self.con.execute("BEGIN")
+        self.con.execute("DELETE FROM organisation")
+        self.con.register("_orgs", table)
+        self.con.execute("INSERT INTO organisation SELECT * FROM _orgs")
+        self.con.unregister("_orgs")
+        self.con.execute("COMMIT")
+
+    def orgs(self) -> list[Org]:
+        t = self.con.sql("SELECT * FROM organisation ORDER BY code").to_arrow_table().to_pylist()
+        return [Org.model_validate({**r, "kind": OrgKind(r["kind"])}) for r in t]
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    def stage_history(self, days: int = 60) -> None:
+        """Temp table ``history``: current values of the series in ``accepted``, from ``days`` before its
+        first period, for rules that compare a value with its series' past."""
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE history AS
+            WITH span AS (SELECT min(period) - INTERVAL {int(days)} DAY AS lo, max(period) AS hi FROM accepted),
+                 series AS (SELECT DISTINCT org, metric, dims FROM accepted)
+            SELECT o.org, o.metric, o.dims, o.period, o.value
+            FROM observation o JOIN series USING (org, metric, dims), span
+            WHERE o.superseded_at IS NULL AND o.period BETWEEN span.lo AND span.hi
+              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = o.org AND a.metric = o.metric
+                              AND a.dims = o.dims AND a.period = o.period)""")
+
+    def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:
+        """Store staged ``accepted`` values and ``issues`` of one submission, all or nothing.
+
+        A value equal to the one in force at ``recorded_at`` is not stored again; a different one supersedes
+        it. Open quarantined values of the same key are marked corrected."""
+        con, r = self.con, recorded_at
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE changed AS
+                SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col,
+                       EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
+                               AND i.col = a.col) AS flagged
+                FROM accepted a
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM observation o
+                    WHERE o.org = a.org AND o.metric = a.metric AND o.dims = a.dims AND o.period = a.period
+                      AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)
+                      AND o.value = a.value)""", {"r": r})
+            latest = con.execute("SELECT max(recorded_at) FROM observation").fetchone()[0]  # type: ignore[index]
+            if latest is not None:
+                con.execute("""
+                    UPDATE observation o SET superseded_at = $r FROM changed c
+                    WHERE o.org = c.org AND o.metric = c.metric AND o.dims = c.dims AND o.period = c.period
+                      AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)""", {"r": r})
+            later = "NULL::TIMESTAMP"
+            if latest is not None and latest > r:
+                later = """(SELECT min(o.recorded_at) FROM observation o WHERE o.org = c.org AND o.metric = c.metric
+                            AND o.dims = c.dims AND o.period = c.period AND o.recorded_at > $r)"""
+            con.execute(f"""
+                INSERT INTO observation
+                SELECT c.org, c.metric, c.dims, c.period, c.period, c.value, $sid, NULL, c.row_num, c.col,
+                       c.flagged, $r, {later}
+                FROM changed c""", {"r": r, "sid": submission_id})
+            con.execute("""
+                INSERT INTO quality_issue
+                SELECT $sid, NULL, row_num, col, org, metric, dims, period, raw, rule, severity, message, 'open'
+                FROM issues""", {"sid": submission_id})
+            con.execute("""
+                UPDATE quality_issue q SET status = 'corrected'
+                FROM changed c
+                WHERE q.status = 'open' AND q.severity = 'error' AND q.submission_id <> $sid
+                  AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR""",
+                        {"sid": submission_id})
+            stored = con.execute("SELECT count(*) FROM changed").fetchone()[0]  # type: ignore[index]
+            record = LoadRecord(submission_id=submission_id, recorded_at=r, stored=stored, **counts)
+            con.execute("INSERT INTO load_log VALUES ($1, $2, now()::TIMESTAMP, $3, $4, $5, $6, $7, $8, $9)",
+                        [submission_id, r, record.rows_read, record.values_read, record.accepted, stored,
+                         record.quarantined, record.warnings, record.missing])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return record
+
+    def loaded(self, submission_id: int) -> LoadRecord | None:
+        row = self.con.execute(
+            "SELECT submission_id, recorded_at, rows_read, values_read, accepted, stored, quarantined, warnings, "
+            "missing FROM load_log WHERE submission_id = ?", [submission_id]).fetchone()
+        return None if row is None else LoadRecord(*row)
+
+    def drop_staging(self) -> None:
+        tables = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        for (name,) in tables:
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def observations(self, q: ObservationQuery) -> ir.Table:
+        """Observations as known at ``q.as_of`` (default: now), filtered; an Ibis expression."""
+        import ibis
+
+        t = self.ibis.table("observation")
+        if q.as_of is None:
+            t = t.filter(t.superseded_at.isnull())
+        else:
+            as_of = ibis.literal(q.as_of, type="timestamp")
+            t = t.filter(t.recorded_at <= as_of, t.superseded_at.isnull() | (t.superseded_at > as_of))
+        if q.metric:
+            t = t.filter(t.metric == q.metric)
+        if q.org:
+            t = t.filter(t.org == q.org)
+        if q.start:
+            t = t.filter(t.period >= q.start)
+        if q.end:
+            t = t.filter(t.period <= q.end)
+        return t.order_by(["org", "metric", "dims", "period", "recorded_at"])
+
+    def issues(self, submission_id: int) -> ir.Table:
+        t = self.ibis.table("quality_issue")
+        return t.filter(t.submission_id == submission_id).order_by(["row_num", "col", "rule"])
+
+    def issue_summary(self, submission_id: int | None = None) -> ir.Table:
+        import ibis
+
+        t = self.ibis.table("quality_issue")
+        if submission_id is not None:
+            t = t.filter(t.submission_id == submission_id)
+        return (t.group_by(["severity", "rule"]).aggregate(n=t.count(), example=t.message.arbitrary())
+                .order_by([ibis.desc("n")]))
+
+    def stats(self) -> dict[str, Any]:
+        obs = self.ibis.table("observation")
+        current = obs.filter(obs.superseded_at.isnull())
+        row = current.aggregate(values=current.count(), orgs=current.org.nunique(),
+                                days=current.period.nunique(), first=current.period.min(),
+                                last=current.period.max()).to_pyarrow().to_pylist()[0]
+        return row
