@@ -22,6 +22,8 @@ from mutual.ingest.specs import Spec, norm
 # A value this many robust standard deviations from the series' median is flagged as a sudden change.
 OUTLIER_Z = 6.0
 OUTLIER_MIN_POINTS = 10
+# A number written with thousands separators, such as 1,452 or 12,345.5
+THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 ISSUE_COLUMNS = "row_num, col, org, metric, dims, period, raw, rule, severity, message"
 
 
@@ -36,7 +38,10 @@ class Counts:
 
 
 def reference_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog, orgs: list[Org], spec: Spec) -> None:
-    """Load the catalogue, the organisations and the spec's code maps as small temp tables."""
+    """Load the catalogue, the organisations and the spec's code maps as small temp tables, and the macro
+    ``num`` that writes a number as people do (1452, not 1452.0) in messages."""
+    con.execute("CREATE OR REPLACE TEMP MACRO num(v) AS CASE WHEN v = round(v) AND abs(v) < 1e15 "
+                "THEN CAST(CAST(v AS BIGINT) AS VARCHAR) ELSE CAST(v AS VARCHAR) END")
     metrics = pa.table({
         "code": [m.code for m in catalog.metrics],
         "is_integer": [m.integer for m in catalog.metrics],
@@ -84,43 +89,88 @@ def _period_expr(spec: Spec) -> str:
     return f"{parsed}::DATE"
 
 
-def _typed(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+CELL_RULES: list[tuple[str, str, str]] = [
+    # (rule, condition on a non-missing cell, message). t = typed cell, m = its metric, o = its organisation.
+    ("unknown_org", "t.org IS NULL",
+     "format('organisation {} is not known{}', coalesce(nullif(trim(t.org_raw), ''), "
+     "'(blank; name ' || coalesce(t.org_name, 'blank') || ')'), "
+     "coalesce((SELECT hint FROM org_hint h WHERE h.org_raw = t.org_raw), ''))"),
+    ("closed_org", "o.close_date IS NOT NULL AND t.period > o.close_date",
+     "format('{} closed on {}{}; report this value under the organisation that took over', t.org, "
+     "o.close_date, CASE WHEN o.successor IS NOT NULL THEN ' (its successor is ' || o.successor || ')' "
+     "ELSE '' END)"),
+    ("unknown_metric", "t.metric IS NULL",
+     "format('metric {} is not in the catalogue (see `mutual catalog`)', coalesce(t.metric_raw, '(blank)'))"),
+    ("bad_date", "t.period IS NULL",
+     "format('date {} could not be read; expected {}', coalesce(t.period_raw, '(blank)'), $formats)"),
+    ("future_date", "t.period > $received",
+     "format('date {} is after the file was received ({})', t.period, $received)"),
+    ("impossible_date", "t.period < DATE '1990-01-01'",
+     "format('date {} is before 1990: check the date format', t.period)"),
+    ("not_a_number", "t.value IS NULL",
+     "CASE WHEN regexp_matches(t.t, '^[+-]?[0-9.,]+\\s*%$') "
+     "THEN format('{} is a percentage; this column expects a count of {}', t.t, coalesce(m.unit, 'units')) "
+     "ELSE format('{} is not a number', t.t) END"),
+    ("not_a_number", "NOT isfinite(t.value)", "format('{} is not a finite number', t.t)"),
+    ("not_whole", "m.is_integer AND isfinite(t.value) AND t.value <> round(t.value)",
+     "format('{} is not a whole number; {} counts whole {}', t.t, t.metric, m.unit)"),
+    ("out_of_bounds", "t.value < m.lo", "format('{} is below the lowest possible value {}', t.t, m.lo)"),
+    ("out_of_bounds", "t.value > m.hi AND (o.kind IS NULL OR o.kind IN ('trust', 'site'))",
+     "format('{} is above the highest plausible value {} for one trust; check the units', t.t, m.hi)"),
+    ("bad_dimension", "bd.problem IS NOT NULL", "format('{} for {}', t.bad_dims, t.metric)"),
+]
+
+
+def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
+    """One pass over the cells: resolve codes, parse dates and numbers, and evaluate every per-cell rule as a
+    boolean column (``f0``, ``f1``, ...), with ``err`` their disjunction and ``k`` a hash of the key."""
     missing = "[" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + "]"
+    flags = ",\n".join(f"coalesce(NOT t.is_missing AND ({cond}), false) AS f{i}"
+                       for i, (_, cond, _) in enumerate(CELL_RULES))
+    any_flag = " OR ".join(f"f{i}" for i in range(len(CELL_RULES)))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         WITH base AS (
             SELECT c.*, trim(c.raw) AS t,
                    c.raw IS NULL OR list_contains({missing}, lower(trim(c.raw))) AS is_missing,
                    c.org_raw IS NULL OR list_contains({missing}, lower(trim(c.org_raw))) AS org_blank
-            FROM cells c)
-        SELECT b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
-               b.is_missing, b.t,
-               CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
-               mk.code AS metric,
-               {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
-               coalesce(vm.value, try_cast(CASE WHEN contains(b.t, ',')
-                                                  AND regexp_full_match(b.t, '[+-]?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?')
-                                                THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale
-                   AS value
-        FROM base b
-        LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
-        LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
-        LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
-        LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t)""")
+            FROM cells c),
+        parsed AS (
+            SELECT b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
+                   b.is_missing, b.t,
+                   CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
+                   mk.code AS metric,
+                   {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
+                   coalesce(vm.value, try_cast(
+                       CASE WHEN contains(b.t, ',') AND regexp_full_match(b.t, {q(THOUSANDS)})
+                            THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale AS value
+            FROM base b
+            LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
+            LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
+            LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
+            LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t)),
+        flagged AS (
+            SELECT t.*, bd.problem AS bad_dims, {flags}
+            FROM parsed t
+            LEFT JOIN metric_ref m ON m.code = t.metric
+            LEFT JOIN org_ref o ON o.code = t.org
+            LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims)
+        SELECT *, {any_flag} AS err, hash(org, metric, dims, period) AS k FROM flagged""",
+                {"received": received})
 
 
 def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
     """A hint for each unknown organisation code: the closest known codes."""
     unknown = [r[0] for r in con.execute(
-        "SELECT DISTINCT org_raw FROM typed WHERE org IS NULL AND NOT is_missing AND org_raw IS NOT NULL "
-        "LIMIT 1000").fetchall()]
+        "SELECT DISTINCT org_raw FROM cells WHERE org_raw IS NOT NULL AND trim(org_raw) <> '' AND "
+        "upper(trim(org_raw)) NOT IN (SELECT key FROM org_key) LIMIT 1000").fetchall()]
     codes = [o.code for o in orgs]
     hints = []
     for code in unknown:
         close = difflib.get_close_matches(code.strip().upper(), codes, n=3, cutoff=0.6)
         hints.append(f"; did you mean {' or '.join(close)}?" if close else "; check the ODS code, or import "
                      "the organisation with `mutual orgs import`")
-    con.register("_hints", pa.table({"org_raw": unknown, "hint": hints}))
+    con.register("_hints", pa.table({"org_raw": pa.array(unknown, pa.string()), "hint": pa.array(hints, pa.string())}))
     con.execute("CREATE OR REPLACE TEMP TABLE org_hint AS SELECT * FROM _hints")
     con.unregister("_hints")
 
@@ -128,7 +178,8 @@ def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
 def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Each distinct (metric, dims) pair is checked once against the catalogue, in Python: there are few."""
     bad = []
-    pairs = con.execute("SELECT DISTINCT metric, dims FROM typed WHERE dims <> '' AND metric IS NOT NULL")
+    pairs = con.execute("SELECT DISTINCT mk.code, c.dims FROM cells c JOIN metric_key mk "
+                        "ON mk.key = lower(trim(c.metric_raw)) WHERE c.dims <> ''")
     for metric, dims in pairs.fetchall():
         allowed = catalog.get(metric).dims
         for kv in dims.split(";"):
@@ -147,48 +198,18 @@ def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     con.unregister("_bad")
 
 
-def _cell_issues(con: duckdb.DuckDBPyConnection, received: date) -> None:
-    """Checks on each cell by itself: organisation, metric, date, number, bounds, dimensions."""
-    where_cell = "FROM typed t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org"
-    rules = [
-        ("unknown_org", "t.org IS NULL",
-         "format('organisation {} is not known{}', coalesce(nullif(trim(t.org_raw), ''), "
-         "'(blank; name ' || coalesce(t.org_name, 'blank') || ')'), "
-         "coalesce((SELECT hint FROM org_hint h WHERE h.org_raw = t.org_raw), ''))"),
-        ("closed_org", "o.close_date IS NOT NULL AND t.period > o.close_date",
-         "format('{} closed on {}{}; report this value under the organisation that took over', t.org, "
-         "o.close_date, CASE WHEN o.successor IS NOT NULL THEN ' (its successor is ' || o.successor || ')' "
-         "ELSE '' END)"),
-        ("unknown_metric", "t.metric IS NULL",
-         "format('metric {} is not in the catalogue (see `mutual catalog`)', coalesce(t.metric_raw, '(blank)'))"),
-        ("bad_date", "t.period IS NULL",
-         "format('date {} could not be read; expected {}', coalesce(t.period_raw, '(blank)'), '{date_formats}')"),
-        ("future_date", f"t.period > DATE '{received.isoformat()}'",
-         f"format('date {{}} is after the file was received ({received.isoformat()})', t.period)"),
-        ("impossible_date", "t.period < DATE '1990-01-01'",
-         "format('date {} is before 1990: check the date format', t.period)"),
-        ("not_a_number", "t.value IS NULL AND t.t IS NOT NULL",
-         "CASE WHEN regexp_matches(t.t, '^[+-]?[0-9.,]+\\s*%$') "
-         "THEN format('{} is a percentage; this column expects a count of {}', t.t, coalesce(m.unit, 'units')) "
-         "ELSE format('{} is not a number', t.t) END"),
-        ("not_a_number", "t.value IS NOT NULL AND NOT isfinite(t.value)",
-         "format('{} is not a finite number', t.t)"),
-        ("not_whole", "m.is_integer AND t.value IS NOT NULL AND isfinite(t.value) AND t.value <> round(t.value)",
-         "format('{} is not a whole number; {} counts whole {}', t.t, t.metric, m.unit)"),
-        ("out_of_bounds", "t.value < m.lo", "format('{} is below the lowest possible value {}', t.t, m.lo)"),
-        ("out_of_bounds", "t.value > m.hi AND (o.kind IS NULL OR o.kind IN ('trust', 'site'))",
-         "format('{} is above the highest plausible value {} for one trust; check the units', t.t, m.hi)"),
-        ("bad_dimension", "EXISTS (SELECT 1 FROM bad_dims b WHERE b.metric = t.metric AND b.dims = t.dims)",
-         "(SELECT format('{} for {}', b.problem, t.metric) FROM bad_dims b WHERE b.metric = t.metric "
-         "AND b.dims = t.dims)"),
-    ]
+def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
+    """One issue row per failed per-cell rule, from the flags ``_typed`` computed."""
+    formats = " or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM").replace(
+        "%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")
     parts = [
-        f"SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}' AS rule, "
-        f"'error' AS severity, {msg} AS message {where_cell} WHERE NOT t.is_missing AND ({cond})"
-        for rule, cond, msg in rules]
+        f"SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', {msg} "
+        f"FROM typed t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org "
+        f"WHERE t.err AND t.f{i}"
+        for i, (rule, _, msg) in enumerate(CELL_RULES)]
     con.execute("""CREATE OR REPLACE TEMP TABLE issues (row_num BIGINT, col VARCHAR, org VARCHAR, metric VARCHAR,
                    dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR, message VARCHAR)""")
-    con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}")
+    con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
     con.execute("""
         INSERT INTO issues SELECT row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
                'this line could not be read as CSV: ' || problem || '; nothing on it was stored'
@@ -196,18 +217,17 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, received: date) -> None:
 
 
 def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
-    """Checks across cells of the file: duplicates, conflicts, occupied above open, parts against totals."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE clean AS
-        SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period, t.value, t.raw FROM typed t
-        WHERE NOT t.is_missing AND NOT EXISTS (
-            SELECT 1 FROM issues i WHERE i.severity = 'error' AND i.row_num = t.row_num AND i.col = t.col)""")
+    """Checks across cells of the file: duplicates, conflicts, and a value above its capacity.
+
+    Repeated keys are found by a hash of the key first (one cheap aggregate), then compared exactly."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE repeated AS
+        WITH rep AS (SELECT k FROM typed WHERE NOT err AND NOT is_missing GROUP BY k HAVING count(*) > 1)
         SELECT org, metric, dims, period, count(*) AS n, count(DISTINCT value) AS nv, min(row_num) AS first_row,
-               string_agg(DISTINCT value::VARCHAR, ' / ') AS vals,
+               string_agg(DISTINCT num(value), ' / ' ORDER BY num(value)) AS vals,
                string_agg(row_num::VARCHAR, ', ' ORDER BY row_num) AS rows
-        FROM clean GROUP BY org, metric, dims, period HAVING count(*) > 1""")
+        FROM typed WHERE NOT err AND NOT is_missing AND k IN (SELECT k FROM rep)
+        GROUP BY org, metric, dims, period HAVING count(*) > 1""")
     con.execute("""
         INSERT INTO issues
         SELECT c.row_num, c.col, c.org, c.metric, c.dims, c.period::VARCHAR, c.raw,
@@ -218,21 +238,23 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
                                 || 'send one value', c.org, c.metric, c.period, r.vals, r.rows)
                     ELSE format('{} {} on {} repeats line {} with the same value; stored once',
                                 c.org, c.metric, c.period, r.first_row) END
-        FROM clean c JOIN repeated r USING (org, metric, dims, period)
-        WHERE r.nv > 1 OR c.row_num <> r.first_row""")
+        FROM typed c JOIN repeated r USING (org, metric, dims, period)
+        WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR c.row_num <> r.first_row)""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE accepted AS
-        SELECT c.* FROM clean c
-        WHERE NOT EXISTS (SELECT 1 FROM repeated r WHERE r.org = c.org AND r.metric = c.metric AND r.dims = c.dims
-                          AND r.period = c.period AND (r.nv > 1 OR c.row_num <> r.first_row))""")
+        SELECT t.org, t.metric, t.dims, t.period, t.value, t.row_num, t.col, t.raw FROM typed t
+        WHERE NOT t.err AND NOT t.is_missing AND NOT EXISTS (
+            SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
+            AND i.col = t.col)""")
     con.execute("""
         INSERT INTO issues
         SELECT o.row_num, o.col, o.org, o.metric, o.dims, o.period::VARCHAR, o.raw, 'over_capacity', 'error',
                format('{} {} is {} but {} is {}, and it cannot be more; the {} value was held back: check both',
-                      o.org, o.metric, o.value, cap.metric, cap.value, o.metric)
-        FROM accepted o JOIN metric_ref m ON m.code = o.metric
-        JOIN accepted cap ON cap.metric = m.capacity AND cap.org = o.org AND cap.dims = o.dims
-                         AND cap.period = o.period
+                      o.org, o.metric, num(o.value), cap.metric, num(cap.value), o.metric)
+        FROM (SELECT * FROM accepted WHERE metric IN (SELECT code FROM metric_ref WHERE capacity IS NOT NULL)) o
+        JOIN metric_ref m ON m.code = o.metric
+        JOIN (SELECT * FROM accepted WHERE metric IN (SELECT capacity FROM metric_ref)) cap
+          ON cap.metric = m.capacity AND cap.org = o.org AND cap.dims = o.dims AND cap.period = o.period
         WHERE o.value > cap.value""")
     con.execute("""
         DELETE FROM accepted a WHERE EXISTS (SELECT 1 FROM issues i WHERE i.rule = 'over_capacity'
@@ -251,8 +273,8 @@ def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         con.execute(f"""
             INSERT INTO issues
             SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, 'parts_sum', 'warning',
-                   format('{m.code} is {{}} but {names} = {{}}: the total does not equal its parts', t.value,
-                          {total})
+                   format('{m.code} is {{}} but {names} = {{}}: the total does not equal its parts', num(t.value),
+                          num({total}))
             FROM accepted t {joins} WHERE t.metric = '{m.code}' AND t.value <> {total}""")
 
 
@@ -262,10 +284,10 @@ def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
         INSERT INTO issues
         SELECT row_num, col, NULL, NULL, NULL, NULL, raw, 'reported_rate', 'warning',
                format('the reported rate {} does not match {} / {} = {}; rates are recomputed from their parts '
-                      || 'and the reported one is not stored', raw, num, den, round(num / den, 4))
-        FROM (SELECT *, try_cast(num_raw AS DOUBLE) AS num, try_cast(den_raw AS DOUBLE) AS den,
+                      || 'and the reported one is not stored', raw, num(n), num(d), round(n / d, 4))
+        FROM (SELECT *, try_cast(num_raw AS DOUBLE) AS n, try_cast(den_raw AS DOUBLE) AS d,
                      try_cast(raw AS DOUBLE) AS rate FROM rate_cells)
-        WHERE rate IS NOT NULL AND num IS NOT NULL AND den > 0 AND abs(rate - num / den) > 0.0005""")
+        WHERE rate IS NOT NULL AND n IS NOT NULL AND d > 0 AND abs(rate - n / d) > 0.0005""")
 
 
 def outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
@@ -286,7 +308,7 @@ def outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
         INSERT INTO issues
         SELECT a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
                format('{{}} {{}} on {{}} is {{}}, far from its usual level (median {{}}); stored, but please '
-                      || 'confirm it', a.org, a.metric, a.period, a.value, s.med)
+                      || 'confirm it', a.org, a.metric, a.period, num(a.value), num(s.med))
         FROM accepted a JOIN series_stats s USING (org, metric, dims) JOIN metric_ref m ON m.code = a.metric
         WHERE m.kind = 'point_in_time' AND abs(s.med) >= 20 AND abs(a.value - s.med) / s.mad > {OUTLIER_Z}
           AND abs(a.value - s.med) >= 5""")
@@ -296,13 +318,10 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
           rows_read: int) -> Counts:
     """Run every rule that needs only the file. ``outlier_issues`` runs after, once the store has staged
     ``history`` for the series in ``accepted``."""
-    _typed(con, spec)
     _suggestions(con, orgs)
     _dimension_check(con, catalog)
-    _cell_issues(con, received)
-    con.execute("UPDATE issues SET message = replace(message, '{date_formats}', ?)",
-                [" or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM")
-                 .replace("%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")])
+    _typed(con, spec, received)
+    _cell_issues(con, spec, received)
     _key_issues(con)
     _parts_issues(con, catalog)
     _rate_issues(con)

@@ -98,15 +98,19 @@ class DuckStore:
     def stage_history(self, days: int = 60) -> None:
         """Temp table ``history``: current values of the series in ``accepted``, from ``days`` before its
         first period, for rules that compare a value with its series' past."""
+        lo, hi = self.con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
+                         "period DATE, value DOUBLE)")
+        if lo is None:
+            return
         self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE history AS
-            WITH span AS (SELECT min(period) - INTERVAL {int(days)} DAY AS lo, max(period) AS hi FROM accepted),
-                 series AS (SELECT DISTINCT org, metric, dims FROM accepted)
-            SELECT o.org, o.metric, o.dims, o.period, o.value
-            FROM observation o JOIN series USING (org, metric, dims), span
-            WHERE o.superseded_at IS NULL AND o.period BETWEEN span.lo AND span.hi
-              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = o.org AND a.metric = o.metric
-                              AND a.dims = o.dims AND a.period = o.period)""")
+            INSERT INTO history
+            WITH recent AS (SELECT org, metric, dims, period, value FROM observation
+                            WHERE superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi)
+            SELECT r.* FROM recent r
+            WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
+              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
+                              AND a.dims = r.dims AND a.period = r.period)""", {"lo": lo, "hi": hi})
 
     def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:
         """Store staged ``accepted`` values and ``issues`` of one submission, all or nothing.

@@ -1,0 +1,98 @@
+"""Ingest benchmark: Mutual's full ingest against DuckDB's bare CSV -> Parquet copy of the same file.
+
+    uv run python benchmarks/ingest.py --rows 10000000
+
+Generates an N-row long-format CSV (org, metric, date, value; about 0.1% bad rows), then times in the same run
+(1) DuckDB ``read_csv`` -> Parquet, the baseline, and (2) ``mutual ingest`` into a fresh workspace, each in its
+own process so peak memory is measured per side. Last line: ``ingest_ratio <baseline_seconds / mutual_seconds>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ORGS = 150
+
+
+def generate(path: Path, rows: int) -> None:
+    """Write the CSV with DuckDB itself (fast, deterministic): trusts x metrics x days, 1 in 1000 rows bad."""
+    metrics = ["ga_beds_open", "cc_adult_beds_open", "covid_patients_in_hospital", "ventilators_total",
+               "beds_total", "icu_beds_open", "long_stay_patients_7d", "covid_admissions"]
+    metric_list = "[" + ", ".join(f"'{m}'" for m in metrics) + "]"
+    days_needed = rows // (ORGS * len(metrics)) + 1
+    duckdb.sql(f"""
+        COPY (
+            SELECT 'T' || lpad((i % {ORGS})::VARCHAR, 3, '0') AS org,
+                   {metric_list}[(i // {ORGS}) % {len(metrics)} + 1] AS metric,
+                   (DATE '2000-01-01' + ((i // {ORGS * len(metrics)}) % {days_needed})::INTEGER)::VARCHAR AS date,
+                   CASE WHEN i % 1000 = 999 THEN 'n/k' ELSE ((i * 7919) % 400 + 10)::VARCHAR END AS value
+            FROM range({rows}) t(i)
+        ) TO '{path}' (HEADER, DELIMITER ',')""")
+
+
+def orgs_file(path: Path) -> None:
+    lines = ["code,name,kind,parent,lat,lon"] + [f"T{i:03d},Trust {i},trust,Y56,," for i in range(ORGS)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+BASELINE = """
+import duckdb, sys, time, resource
+t = time.perf_counter()
+duckdb.sql(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT parquet)")
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+MUTUAL = """
+import sys, time, resource
+from pathlib import Path
+from datetime import datetime
+from mutual.app import open_mutual
+with open_mutual(Path(sys.argv[2]), create=True) as m:
+    m.import_orgs(Path(sys.argv[3]))
+    t = time.perf_counter()
+    r = m.ingest(Path(sys.argv[1]), received_at=datetime(2030, 1, 1))
+    elapsed = time.perf_counter() - t
+    s = r.submission
+    assert s.values_read == s.accepted + s.quarantined, "counts do not add up"
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, s.rows_read, s.accepted, s.quarantined)
+"""
+
+
+def run(code: str, *args: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"benchmark step failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1].split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mutual-bench-") as tmp:
+        d = Path(tmp)
+        csv = d / "long.csv"
+        t = time.perf_counter()
+        generate(csv, args.rows)
+        orgs_file(d / "orgs.csv")
+        print(f"generated {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+        base_s, base_kb = run(BASELINE, str(csv), str(d / "copy.parquet"))
+        mut_s, mut_kb, rows, accepted, quarantined = run(MUTUAL, str(csv), str(d / "ws"), str(d / "orgs.csv"))
+    base, mut = float(base_s), float(mut_s)
+    print(f"baseline duckdb read_csv -> parquet: {base:.2f} s, peak RSS {int(base_kb) / 1024:.0f} MiB")
+    print(f"mutual ingest (archive, validate, harmonise, lineage, store): {mut:.2f} s, "
+          f"peak RSS {int(mut_kb) / 1024:.0f} MiB; {int(rows):,} rows, {int(accepted):,} accepted, "
+          f"{int(quarantined):,} quarantined")
+    print(f"throughput: {int(rows) / mut / 1e6:.2f} M rows/s")
+    print(f"ingest_ratio {base / mut:.3f}")
+
+
+if __name__ == "__main__":
+    main()
