@@ -117,23 +117,21 @@ CELL_RULES: list[tuple[str, str, str]] = [
     ("out_of_bounds", "t.value < m.lo", "format('{} is below the lowest possible value {}', t.t, m.lo)"),
     ("out_of_bounds", "t.value > m.hi AND (o.kind IS NULL OR o.kind IN ('trust', 'site'))",
      "format('{} is above the highest plausible value {} for one trust; check the units', t.t, m.hi)"),
-    ("bad_dimension", "bd.problem IS NOT NULL", "format('{} for {}', t.bad_dims, t.metric)"),
+    ("bad_dimension", "bd.problem IS NOT NULL", "format('{} for {}', bd.problem, t.metric)"),
 ]
 
 
 def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
-    """One pass over the cells: resolve codes, parse dates and numbers, and evaluate every per-cell rule as a
-    boolean column (``f0``, ``f1``, ...), with ``err`` their disjunction and ``k`` a hash of the key."""
-    missing = "[" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + "]"
-    flags = ",\n".join(f"coalesce(NOT t.is_missing AND ({cond}), false) AS f{i}"
-                       for i, (_, cond, _) in enumerate(CELL_RULES))
-    any_flag = " OR ".join(f"f{i}" for i in range(len(CELL_RULES)))
+    """One pass over the cells: resolve codes, parse dates and numbers, evaluate every per-cell rule into ``err``
+    (which rule failed is worked out again for the few failing cells), and hash the key into ``k``."""
+    missing = "(" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + ")"
+    any_rule = " OR ".join(f"coalesce({cond}, false)" for _, cond, _ in CELL_RULES)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         WITH base AS (
             SELECT c.*, trim(c.raw) AS t,
-                   c.raw IS NULL OR list_contains({missing}, lower(trim(c.raw))) AS is_missing,
-                   c.org_raw IS NULL OR list_contains({missing}, lower(trim(c.org_raw))) AS org_blank
+                   c.raw IS NULL OR lower(trim(c.raw)) IN {missing} AS is_missing,
+                   c.org_raw IS NULL OR lower(trim(c.org_raw)) IN {missing} AS org_blank
             FROM cells c),
         parsed AS (
             SELECT b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
@@ -148,15 +146,15 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
             LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
             LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
             LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
-            LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t)),
-        flagged AS (
-            SELECT t.*, bd.problem AS bad_dims, {flags}
-            FROM parsed t
-            LEFT JOIN metric_ref m ON m.code = t.metric
-            LEFT JOIN org_ref o ON o.code = t.org
-            LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims)
-        SELECT *, {any_flag} AS err, hash(org, metric, dims, period) AS k FROM flagged""",
-                {"received": received})
+            LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t))
+        SELECT t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw, t.is_missing,
+               t.org, t.metric, t.period, t.value,
+               NOT t.is_missing AND ({any_rule}) AS err,
+               hash(t.org, t.metric, t.dims, t.period) AS k
+        FROM parsed t
+        LEFT JOIN metric_ref m ON m.code = t.metric
+        LEFT JOIN org_ref o ON o.code = t.org
+        LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims""", {"received": received})
 
 
 def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
@@ -202,11 +200,13 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
     """One issue row per failed per-cell rule, from the flags ``_typed`` computed."""
     formats = " or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM").replace(
         "%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")
+    failing = ("(SELECT *, trim(raw) AS t FROM typed WHERE err) t LEFT JOIN metric_ref m ON m.code = t.metric "
+               "LEFT JOIN org_ref o ON o.code = t.org LEFT JOIN bad_dims bd ON bd.metric = t.metric "
+               "AND bd.dims = t.dims")
     parts = [
         f"SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', {msg} "
-        f"FROM typed t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org "
-        f"WHERE t.err AND t.f{i}"
-        for i, (rule, _, msg) in enumerate(CELL_RULES)]
+        f"FROM {failing} WHERE coalesce({cond}, false)"
+        for rule, cond, msg in CELL_RULES]
     con.execute("""CREATE OR REPLACE TEMP TABLE issues (row_num BIGINT, col VARCHAR, org VARCHAR, metric VARCHAR,
                    dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR, message VARCHAR)""")
     con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
@@ -246,14 +246,20 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
         WHERE NOT t.err AND NOT t.is_missing AND NOT EXISTS (
             SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
             AND i.col = t.col)""")
-    con.execute("""
+
+def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
+    """A value above its capacity metric (occupied above open) is held back; run only for pairs in the file."""
+    pairs = [(m.code, m.capacity) for m in catalog.metrics if m.code in present and m.capacity in present]
+    if not pairs:
+        return
+    con.execute(f"""
         INSERT INTO issues
         SELECT o.row_num, o.col, o.org, o.metric, o.dims, o.period::VARCHAR, o.raw, 'over_capacity', 'error',
-               format('{} {} is {} but {} is {}, and it cannot be more; the {} value was held back: check both',
-                      o.org, o.metric, num(o.value), cap.metric, num(cap.value), o.metric)
-        FROM (SELECT * FROM accepted WHERE metric IN (SELECT code FROM metric_ref WHERE capacity IS NOT NULL)) o
+               format('{{}} {{}} is {{}} but {{}} is {{}}, and it cannot be more; the {{}} value was held back: '
+                      || 'check both', o.org, o.metric, num(o.value), cap.metric, num(cap.value), o.metric)
+        FROM (SELECT * FROM accepted WHERE metric IN ({", ".join(q(a) for a, _ in pairs)})) o
         JOIN metric_ref m ON m.code = o.metric
-        JOIN (SELECT * FROM accepted WHERE metric IN (SELECT capacity FROM metric_ref)) cap
+        JOIN (SELECT * FROM accepted WHERE metric IN ({", ".join(q(b) for _, b in pairs if b)})) cap
           ON cap.metric = m.capacity AND cap.org = o.org AND cap.dims = o.dims AND cap.period = o.period
         WHERE o.value > cap.value""")
     con.execute("""
@@ -261,9 +267,10 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
                                              AND i.row_num = a.row_num AND i.col = a.col)""")
 
 
-def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
+    """A total that differs from the sum of its parts is accepted with a warning (which one is wrong is unknown)."""
     for m in catalog.metrics:
-        if not m.parts:
+        if not m.parts or m.code not in present or not set(m.parts) <= present:
             continue
         joins = " ".join(
             f"JOIN accepted p{i} ON p{i}.metric = '{p}' AND p{i}.org = t.org AND p{i}.dims = t.dims "
@@ -323,7 +330,9 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
     _typed(con, spec, received)
     _cell_issues(con, spec, received)
     _key_issues(con)
-    _parts_issues(con, catalog)
+    present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM accepted").fetchall()}
+    _capacity_issues(con, catalog, present)
+    _parts_issues(con, catalog, present)
     _rate_issues(con)
     read, missing = con.execute(
         "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]

@@ -120,19 +120,29 @@ class DuckStore:
         con, r = self.con, recorded_at
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("""
-                CREATE OR REPLACE TEMP TABLE changed AS
-                SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col,
-                       EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
-                               AND i.col = a.col) AS flagged
-                FROM accepted a
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM observation o
-                    WHERE o.org = a.org AND o.metric = a.metric AND o.dims = a.dims AND o.period = a.period
-                      AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)
-                      AND o.value = a.value)""", {"r": r})
+            overlap = con.execute("""
+                SELECT EXISTS (SELECT 1 FROM observation o,
+                                      (SELECT min(period) AS lo, max(period) AS hi FROM accepted) s
+                               WHERE o.period BETWEEN s.lo AND s.hi
+                                 AND o.org IN (SELECT DISTINCT org FROM accepted))""").fetchone()[0]  # type: ignore[index]
+            flagged = """EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
+                                 AND i.col = a.col) AS flagged"""
+            if overlap:
+                con.execute(f"""
+                    CREATE OR REPLACE TEMP TABLE changed AS
+                    SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, {flagged}
+                    FROM accepted a
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM observation o
+                        WHERE o.org = a.org AND o.metric = a.metric AND o.dims = a.dims AND o.period = a.period
+                          AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)
+                          AND o.value = a.value)""", {"r": r})
+            else:
+                con.execute(f"""CREATE OR REPLACE TEMP VIEW changed AS
+                                SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, {flagged}
+                                FROM accepted a""")
             latest = con.execute("SELECT max(recorded_at) FROM observation").fetchone()[0]  # type: ignore[index]
-            if latest is not None:
+            if overlap and latest is not None:
                 con.execute("""
                     UPDATE observation o SET superseded_at = $r FROM changed c
                     WHERE o.org = c.org AND o.metric = c.metric AND o.dims = c.dims AND o.period = c.period
@@ -174,9 +184,10 @@ class DuckStore:
         return None if row is None else LoadRecord(*row)
 
     def drop_staging(self) -> None:
-        tables = self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-        for (name,) in tables:
+        """Drop every temp view and table an ingest left (they live only in this connection)."""
+        for (name,) in self.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall():
+            self.con.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
             self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     # -- reading -------------------------------------------------------------------------------------------
