@@ -198,4 +198,24 @@ def test_a_file_without_an_organisation_column_needs_org(small_orgs: Mutual, sha
     assert (s.accepted, s.quarantined) == (7, 0)
     rows = small_orgs.store.con.execute(
         "SELECT dims, value FROM observation WHERE metric = 'days_of_supply' ORDER BY dims").fetchall()
-    assert ("item=gloves", 15.0) in rows and ("item=n95_masks", 1.0) in rows and ("item=ventilator_supplies", 0.0) in rows
+    assert {("item=gloves", 15.0), ("item=n95_masks", 1.0), ("item=ventilator_supplies", 0.0)} <= set(rows)
+
+
+def test_a_quarantined_value_can_be_released_once_confirmed(small_orgs: Mutual, tmp_path: Path) -> None:
+    text = "org,metric,date,value\nRAL,ga_beds_open,2020-12-01,800\nRAL,ga_beds_occupied,2020-12-01,810\n"
+    s = small_orgs.ingest(write(tmp_path, "over.csv", text), received_at=T0).submission
+    assert values(small_orgs, "ga_beds_occupied", "RAL") == {}
+    what, value = small_orgs.release(s.id, 3, "value")
+    assert (what, value) == ("RAL ga_beds_occupied 2020-12-01", 810.0)
+    assert values(small_orgs, "ga_beds_occupied", "RAL") == {date(2020, 12, 1): 810.0}
+    (issue,) = [i for i in issues(small_orgs, s.id) if i["severity"] == "error"]
+    assert issue["status"] == "released"
+    with pytest.raises(ValueError, match="no open quarantined value"):
+        small_orgs.release(s.id, 3, "value")
+
+
+def test_an_unreadable_value_cannot_be_released(small_orgs: Mutual, tmp_path: Path) -> None:
+    s = small_orgs.ingest(write(tmp_path, "nan.csv", "org,metric,date,value\nR1H,ga_beds_open,2020-12-01,lots\n"),
+                          received_at=T0).submission
+    with pytest.raises(ValueError, match="send a corrected file"):
+        small_orgs.release(s.id, 2, "value")

@@ -15,7 +15,7 @@ from mutual.catalog.orgs import Org, merge_orgs, read_org_file, reference_orgs, 
 from mutual.control import db
 from mutual.control.models import Submission
 from mutual.store.duckdb_store import DuckStore
-from mutual.store.intake import IngestResult, Progress, ingest_file
+from mutual.store.intake import IngestResult, Progress, ingest_file, utcnow
 from mutual.workspace import Workspace
 
 
@@ -63,6 +63,10 @@ class Mutual:
         return ingest_file(self.sessions, self.store, self.workspace.archive_dir, self.workspace.tmp_dir, path,
                            spec_name=spec, org=org, received_at=received_at, submitted_by=submitted_by,
                            progress=progress)
+
+    def release(self, submission_id: int, line: int, column: str | None) -> tuple[str, float]:
+        self.submission(submission_id)
+        return self.store.release(submission_id, line, column, utcnow())
 
     def submissions(self) -> list[Submission]:
         with self.sessions() as s:

@@ -221,6 +221,18 @@ def quality(submission: Annotated[int, typer.Argument(help="Submission id")],
 
 @app.command()
 @friendly
+def release(submission: Annotated[int, typer.Argument(help="Submission id")],
+            line: Annotated[int, typer.Option(help="Line of the quarantined value")],
+            column: Annotated[str | None, typer.Option(help="Column heading (wide layouts)")] = None,
+            home: Home = None) -> None:
+    """Accept a quarantined value after all, once someone has confirmed it is right."""
+    with open_mutual(home) as m:
+        what, value = m.release(submission, line, column)
+        out.print(f"released {what} = {value:g} (line {line} of submission {submission})")
+
+
+@app.command()
+@friendly
 def query(metric: Annotated[str, typer.Option(help="Metric code")],
           org: Annotated[str | None, typer.Option(help="Organisation code")] = None,
           from_: Annotated[str | None, typer.Option("--from", help="First date")] = None,

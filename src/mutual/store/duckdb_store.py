@@ -177,6 +177,39 @@ class DuckStore:
             raise
         return record
 
+    def release(self, submission_id: int, row_num: int, col: str | None, released_at: datetime) -> tuple[str, float]:
+        """Accept a quarantined value after all (an analyst confirmed it): store it as of ``released_at`` with
+        its original lineage, and mark its issues released. Values that cannot be read stay quarantined."""
+        con = self.con
+        rows = con.execute("""
+            SELECT DISTINCT org, metric, dims, period, raw, try_cast(replace(trim(raw), ',', '') AS DOUBLE) AS value
+            FROM quality_issue WHERE submission_id = ? AND row_num = ? AND col IS NOT DISTINCT FROM ?
+              AND severity = 'error' AND status = 'open'""", [submission_id, row_num, col]).fetchall()
+        where = f"submission {submission_id}, line {row_num}" + (f", column {col!r}" if col else "")
+        if not rows:
+            raise ValueError(f"no open quarantined value at {where}")
+        org, metric, dims, period, raw, value = rows[0]
+        if org is None or metric is None or period is None or value is None or dims is None:
+            raise ValueError(f"the value at {where} ({raw!r}) cannot be released as it is: its organisation, metric, "
+                             "date or number could not be read; send a corrected file instead")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("""UPDATE observation SET superseded_at = $r WHERE org = $org AND metric = $metric
+                           AND dims = $dims AND period = $period AND superseded_at IS NULL""",
+                        {"r": released_at, "org": org, "metric": metric, "dims": dims, "period": period})
+            con.execute("INSERT INTO observation VALUES ($org, $metric, $dims, $period, $period, $value, $sid, NULL, "
+                        "$row, $col, true, $r, NULL)",
+                        {"org": org, "metric": metric, "dims": dims, "period": date.fromisoformat(period),
+                         "value": value, "sid": submission_id, "row": row_num, "col": col, "r": released_at})
+            con.execute("""UPDATE quality_issue SET status = 'released' WHERE submission_id = ? AND row_num = ?
+                           AND col IS NOT DISTINCT FROM ? AND severity = 'error' AND status = 'open'""",
+                        [submission_id, row_num, col])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return f"{org} {metric} {period}", value
+
     def loaded(self, submission_id: int) -> LoadRecord | None:
         row = self.con.execute(
             "SELECT submission_id, recorded_at, rows_read, values_read, accepted, stored, quarantined, warnings, "
