@@ -6,7 +6,9 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mutual.app import WorkspaceError, open_mutual
+from mutual.app import Mutual, WorkspaceError, open_mutual
 from mutual.catalog import load_catalog
 from mutual.catalog.orgs import OrgFileError
 from mutual.ingest.specs import SpecError, shipped_specs
@@ -132,6 +134,40 @@ def catalog() -> None:
     out.print(specs)
 
 
+# Share of an ingest's time each stage takes, for the progress bar.
+STAGES = {"archiving": (0.0, 0.1), "reading": (0.1, 0.35), "checking": (0.35, 0.8), "storing": (0.8, 1.0)}
+
+
+@contextmanager
+def ingest_progress(m: Mutual, name: str) -> Iterator[Callable[[str], None]]:
+    """A Rich bar for one file: the stage sets the span, DuckDB's own progress on the running query fills it."""
+    stage = {"name": "archiving"}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+                  TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(name, total=1.0, stage="archiving")
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(0.2):
+                lo, hi = STAGES.get(stage["name"], (0.0, 1.0))
+                pct = m.store.query_progress()
+                bar.update(task, completed=lo + (hi - lo) * max(pct, 0.0) / 100, stage=stage["name"])
+
+        def on_stage(name: str) -> None:
+            stage["name"] = name
+            bar.update(task, completed=STAGES.get(name, (0.0, 1.0))[0], stage=name)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        if bar.live.is_started:
+            poller.start()
+        try:
+            yield on_stage
+        finally:
+            done.set()
+            if poller.is_alive():
+                poller.join()
+
+
 @app.command()
 @friendly
 def ingest(files: Annotated[list[Path], typer.Argument(help="Files to ingest")],
@@ -143,19 +179,15 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="Files to ingest")],
     """Archive, check and store files; print each submission's counts."""
     received = parse_when(received_at, "--received-at")
     failed = 0
-    with open_mutual(home, create=True) as m, Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
-            TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("ingest", total=len(files), stage="")
+    with open_mutual(home, create=True) as m:
         for f in files:
-            bar.update(task, description=f.name)
             try:
-                result = m.ingest(f, spec=spec, org=org, received_at=received, submitted_by=submitted_by,
-                                  progress=lambda stage: bar.update(task, stage=stage))
+                with ingest_progress(m, f.name) as on_stage:
+                    result = m.ingest(f, spec=spec, org=org, received_at=received, submitted_by=submitted_by,
+                                      progress=on_stage)
             except IngestError as exc:
                 failed += 1
                 err.print(f"[red]rejected:[/red] {exc}", highlight=False, soft_wrap=True)
-                bar.advance(task)
                 continue
             s = result.submission
             if result.already:
@@ -166,7 +198,6 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="Files to ingest")],
                           f"read, {s.accepted} accepted ({s.stored} new or changed), {s.quarantined} quarantined, "
                           f"{s.warnings} warnings, {s.missing} not reported"
                           + (" [resumed]" if result.resumed else ""))
-            bar.advance(task)
     if failed:
         raise typer.Exit(1)
 

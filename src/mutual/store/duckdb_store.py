@@ -55,6 +55,8 @@ class DuckStore:
         self.con = duckdb.connect(str(path), read_only=read_only)
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET enable_progress_bar = true")
+        self.con.execute("SET enable_progress_bar_print = false")
         if tmp_dir is not None:
             self.con.execute(f"SET temp_directory = '{tmp_dir}'")
         if not read_only:
@@ -70,6 +72,10 @@ class DuckStore:
 
     def close(self) -> None:
         self.con.close()
+
+    def query_progress(self) -> float:
+        """Percent done of the query running on this connection (-1 when none); safe from another thread."""
+        return float(self.con.query_progress())
 
     # -- organisations -------------------------------------------------------------------------------------
 
