@@ -6,11 +6,14 @@ import pytest
 
 from mutual.catalog import Kind, load_catalog
 
-REQUIRED = """ga_beds_core_open ga_beds_escalation_open ga_beds_open ga_beds_occupied cc_adult_beds_open
-cc_adult_beds_occupied cc_paed_beds_open cc_paed_beds_occupied beds_total beds_inpatient_open
-beds_inpatient_occupied icu_beds_open icu_beds_occupied ventilators_total ventilators_in_use
-covid_patients_in_hospital covid_patients_ventilated covid_admissions beds_closed_dv long_stay_patients_7d
-long_stay_patients_21d handover_delays_30_60 handover_delays_over_60 ae_closures ae_diverts staff_absent""".split()
+REQUIRED = [
+    "ga_beds_core_open", "ga_beds_escalation_open", "ga_beds_open", "ga_beds_occupied", "cc_adult_beds_open",
+    "cc_adult_beds_occupied", "cc_paed_beds_open", "cc_paed_beds_occupied", "beds_total", "beds_inpatient_open",
+    "beds_inpatient_occupied", "icu_beds_open", "icu_beds_occupied", "ventilators_total", "ventilators_in_use",
+    "covid_patients_in_hospital", "covid_patients_ventilated", "covid_admissions", "beds_closed_dv",
+    "long_stay_patients_7d", "long_stay_patients_21d", "handover_delays_30_60", "handover_delays_over_60",
+    "ae_closures", "ae_diverts", "staff_absent",
+]
 
 
 def test_every_required_metric_is_in_the_catalogue() -> None:

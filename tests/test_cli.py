@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ORGS_CSV
 from typer.testing import CliRunner
 
+from conftest import ORGS_CSV
 from mutual.cli import app
 
 runner = CliRunner()
@@ -84,3 +84,12 @@ def test_a_rejected_file_is_reported_and_the_status_is_non_zero(ws: Path, tmp_pa
     assert code == 1 and "rejected: odd.csv: no shipped spec recognises this header" in err
     code, out, _ = run("quality", "1", "--home", str(ws))
     assert code == 0 and "rejected" in out
+
+
+def test_submissions_can_be_listed_for_one_trust(ws: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("org,metric,date,value\nR1H,ga_beds_open,2018-12-03,1491\n")
+    b.write_text("org,metric,date,value\nRAL,ga_beds_open,2018-12-03,900\n")
+    run("ingest", str(a), str(b), "--home", str(ws))
+    code, out, _ = run("submissions", "--org", "RAL", "--home", str(ws))
+    assert code == 0 and "b.csv" in out and "a.csv" not in out

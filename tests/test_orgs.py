@@ -55,7 +55,7 @@ def test_successors_close_the_old_organisation_the_day_before() -> None:
 def test_an_unknown_layout_is_refused_by_name(tmp_path: Path) -> None:
     f = tmp_path / "x.csv"
     f.write_text("a,b\n1,2\n")
-    with pytest.raises(OrgFileError, match="x.csv: not an organisation file"):
+    with pytest.raises(OrgFileError, match=r"x\.csv: not an organisation file"):
         read_org_file(f)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
-from conftest import shared_data_dir
 
+from conftest import shared_data_dir
 from mutual.app import Mutual, open_mutual
 
 pytestmark = pytest.mark.slow

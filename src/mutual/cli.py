@@ -204,12 +204,15 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="Files to ingest")],
 
 @app.command()
 @friendly
-def submissions(home: Home = None) -> None:
+def submissions(org: Annotated[str | None, typer.Option(help="Only this organisation's submissions")] = None,
+                home: Home = None) -> None:
     """List submissions with their status and counts."""
     with open_mutual(home) as m:
         table = Table("id", "file", "format", "org", "received", "status", "rows", "accepted", "quarantined",
                       "warnings")
         for s in m.submissions():
+            if org is not None and s.source_org != org and org not in m.store.submission_orgs(s.id):
+                continue
             table.add_row(str(s.id), s.filename, s.format or "", s.source_org or "",
                           f"{s.received_at:%Y-%m-%d %H:%M}", s.status, str(s.rows_read), str(s.accepted),
                           str(s.quarantined), str(s.warnings))

@@ -216,6 +216,13 @@ class DuckStore:
             raise
         return f"{org} {metric} {period}", value
 
+    def submission_orgs(self, submission_id: int) -> set[str]:
+        """The organisations a submission reported values for."""
+        rows = self.con.execute("SELECT DISTINCT org FROM observation WHERE submission_id = ? UNION "
+                                "SELECT DISTINCT org FROM quality_issue WHERE submission_id = ? AND org IS NOT NULL",
+                                [submission_id, submission_id]).fetchall()
+        return {r[0] for r in rows}
+
     def loaded(self, submission_id: int) -> LoadRecord | None:
         row = self.con.execute(
             "SELECT submission_id, recorded_at, rows_read, values_read, accepted, stored, quarantined, warnings, "
