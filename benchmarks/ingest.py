@@ -32,7 +32,7 @@ def generate(path: Path, rows: int) -> None:
             SELECT 'T' || lpad((i % {ORGS})::VARCHAR, 3, '0') AS org,
                    {metric_list}[(i // {ORGS}) % {len(metrics)} + 1] AS metric,
                    (DATE '2000-01-01' + ((i // {ORGS * len(metrics)}) % {days_needed})::INTEGER)::VARCHAR AS date,
-                   CASE WHEN i % 1000 = 999 THEN 'n/k' ELSE ((i * 7919) % 400 + 10)::VARCHAR END AS value
+                   CASE WHEN i % 1000 = 999 THEN 'n/k' ELSE (hash(i) % 400 + 10)::VARCHAR END AS value
             FROM range({rows}) t(i)
         ) TO '{path}' (HEADER, DELIMITER ',')""")
 

@@ -219,3 +219,14 @@ def test_an_unreadable_value_cannot_be_released(small_orgs: Mutual, tmp_path: Pa
                           received_at=T0).submission
     with pytest.raises(ValueError, match="send a corrected file"):
         small_orgs.release(s.id, 2, "value")
+
+
+def test_a_level_repeated_for_two_weeks_is_flagged_as_possibly_frozen(small_orgs: Mutual, tmp_path: Path) -> None:
+    lines = [f"R1H,ga_beds_occupied,2020-11-{d:02d},{1400 + d}" for d in range(1, 11)]
+    lines += [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(11, 27)]
+    s = small_orgs.ingest(write(tmp_path, "frozen.csv", "org,metric,date,value\n" + "\n".join(lines) + "\n"),
+                          received_at=T0).submission
+    stale = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
+    assert [i["period"] for i in stale] == ["2020-11-24", "2020-11-25", "2020-11-26"]
+    assert "has been 530 every day since 2020-11-11 (14 days)" in str(stale[0]["message"])
+    assert s.quarantined == 0, "a warning: the values are stored, flagged"

@@ -22,6 +22,8 @@ from mutual.ingest.specs import Spec, norm
 # A value this many robust standard deviations from the series' median is flagged as a sudden change.
 OUTLIER_Z = 6.0
 OUTLIER_MIN_POINTS = 10
+# A level unchanged for this many consecutive days is flagged as possibly frozen.
+STALE_DAYS = 14
 # A number written with thousands separators, such as 1,452 or 12,345.5
 THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 ISSUE_COLUMNS = "row_num, col, org, metric, dims, period, raw, rule, severity, message"
@@ -297,7 +299,40 @@ def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
         WHERE rate IS NOT NULL AND n IS NOT NULL AND d > 0 AND abs(rate - n / d) > 0.0005""")
 
 
-def outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
+def history_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """Rules that compare a value with its series' past (``history`` staged by the store)."""
+    _outlier_issues(con)
+    _stale_issues(con)
+
+
+def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """A level repeated unchanged for STALE_DAYS days or more looks frozen (a trust re-sending yesterday's
+    figure). Only for point-in-time levels of some size: a small count such as 0 beds closed stays put for real."""
+    con.execute(f"""
+        INSERT INTO issues
+        WITH pts AS (
+            SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, a.raw FROM accepted a
+            WHERE abs(a.value) >= 20 AND a.metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')
+            UNION ALL
+            SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL FROM history h
+            WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')),
+        -- only a value that occurs often enough in its series can form a run: a cheap hash filter first
+        frequent AS (SELECT org, metric, dims, value FROM pts GROUP BY ALL HAVING count(*) >= {STALE_DAYS}),
+        runs AS (
+            SELECT p.*, p.period - CAST(row_number() OVER (PARTITION BY p.org, p.metric, p.dims, p.value
+                                                        ORDER BY p.period) AS INTEGER) AS grp
+            FROM pts p SEMI JOIN frequent f USING (org, metric, dims, value)),
+        sized AS (
+            SELECT *, min(period) OVER (PARTITION BY org, metric, dims, value, grp) AS since,
+                   row_number() OVER (PARTITION BY org, metric, dims, value, grp ORDER BY period) AS pos
+            FROM runs)
+        SELECT row_num, col, org, metric, dims, period::VARCHAR, raw, 'stale_value', 'warning',
+               format('{{}} {{}} has been {{}} every day since {{}} ({{}} days): is it still being updated?',
+                      org, metric, num(value), since, pos)
+        FROM sized WHERE row_num IS NOT NULL AND pos >= {STALE_DAYS}""")
+
+
+def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level far from its series' median (robust z-score over the file and the store's recent history).
     Only for point-in-time levels of some size: flows and small counts spike for real."""
     con.execute(f"""
@@ -323,7 +358,7 @@ def outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
 
 def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: list[Org], received: date,
           rows_read: int) -> Counts:
-    """Run every rule that needs only the file. ``outlier_issues`` runs after, once the store has staged
+    """Run every rule that needs only the file. ``history_issues`` runs after, once the store has staged
     ``history`` for the series in ``accepted``."""
     _suggestions(con, orgs)
     _dimension_check(con, catalog)

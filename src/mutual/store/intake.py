@@ -119,7 +119,7 @@ def _load(store: DuckStore, raw, sub: Submission, spec_name: str | None, org: st
         progress("checking")
         counts = rules.check(con, spec, catalog, orgs, sub.received_at.date(), staged.rows_read)
         store.stage_history()
-        rules.outlier_issues(con)
+        rules.history_issues(con)
         file_issues = [("unmapped_column", f"column {h!r} is not mapped by spec {spec.name}; its values were "
                         "not read (they stay in the archived file)") for h in plan.unmapped]
         if not raw.utf8:
