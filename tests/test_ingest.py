@@ -227,6 +227,6 @@ def test_a_level_repeated_for_two_weeks_is_flagged_as_possibly_frozen(small_orgs
     s = small_orgs.ingest(write(tmp_path, "frozen.csv", "org,metric,date,value\n" + "\n".join(lines) + "\n"),
                           received_at=T0).submission
     stale = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
-    assert [i["period"] for i in stale] == ["2020-11-24", "2020-11-25", "2020-11-26"]
-    assert "has been 530 every day since 2020-11-11 (14 days)" in str(stale[0]["message"])
+    assert [i["period"] for i in stale] == ["2020-11-26"], "one warning per run, on its latest day"
+    assert "has been 530 every day from 2020-11-11 to 2020-11-26 (16 days)" in str(stale[0]["message"])
     assert s.quarantined == 0, "a warning: the values are stored, flagged"

@@ -34,6 +34,7 @@ class Metric(BaseModel):
     kind: Kind
     bounds: tuple[float, float]
     integer: bool = True
+    changes_daily: bool = False
     dims: list[str] = Field(default_factory=list)
     capacity: str | None = None
     parts: list[str] = Field(default_factory=list)

@@ -7,7 +7,6 @@ made by ``reference_tables``. Output temp tables: ``issues`` and ``accepted`` (o
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import date
 
@@ -52,6 +51,7 @@ def reference_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog, orgs: lis
         "capacity": [m.capacity for m in catalog.metrics],
         "unit": [m.unit for m in catalog.metrics],
         "kind": [str(m.kind) for m in catalog.metrics],
+        "changes_daily": [m.changes_daily for m in catalog.metrics],
     })
     metric_keys = {m.code.lower(): m.code for m in catalog.metrics}
     if spec.long:
@@ -159,17 +159,41 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
         LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims""", {"received": received})
 
 
+def one_edit_apart(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with one character changed, added, removed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def suggest_codes(code: str, known: list[str], in_file: set[str], limit: int = 3) -> list[str]:
+    """Known codes one typing slip away from ``code``; codes the same file uses elsewhere come first, since a
+    trust mistypes its own code far more often than it reports for a stranger."""
+    wanted = code.strip().upper()
+    close = [k for k in known if one_edit_apart(wanted, k.upper())]
+    return sorted(close, key=lambda k: (k not in in_file, k))[:limit]
+
+
 def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
     """A hint for each unknown organisation code: the closest known codes."""
     unknown = [r[0] for r in con.execute(
         "SELECT DISTINCT org_raw FROM cells WHERE org_raw IS NOT NULL AND trim(org_raw) <> '' AND "
         "upper(trim(org_raw)) NOT IN (SELECT key FROM org_key) LIMIT 1000").fetchall()]
-    codes = [o.code for o in orgs]
     hints = []
-    for code in unknown:
-        close = difflib.get_close_matches(code.strip().upper(), codes, n=3, cutoff=0.6)
-        hints.append(f"; did you mean {' or '.join(close)}?" if close else "; check the ODS code, or import "
-                     "the organisation with `mutual orgs import`")
+    if unknown:
+        in_file = {r[0] for r in con.execute(
+            "SELECT DISTINCT k.code FROM (SELECT DISTINCT org_raw FROM cells) c "
+            "JOIN org_key k ON k.key = upper(trim(c.org_raw))").fetchall()}
+        codes = [o.code for o in orgs]
+        for code in unknown:
+            close = suggest_codes(code, codes, in_file)
+            hints.append(f"; did you mean {' or '.join(close)}?" if close else "; check the ODS code, or import "
+                         "the organisation with `mutual orgs import`")
     con.register("_hints", pa.table({"org_raw": pa.array(unknown, pa.string()), "hint": pa.array(hints, pa.string())}))
     con.execute("CREATE OR REPLACE TEMP TABLE org_hint AS SELECT * FROM _hints")
     con.unregister("_hints")
@@ -307,15 +331,16 @@ def history_issues(con: duckdb.DuckDBPyConnection) -> None:
 
 def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level repeated unchanged for STALE_DAYS days or more looks frozen (a trust re-sending yesterday's
-    figure). Only for point-in-time levels of some size: a small count such as 0 beds closed stays put for real."""
+    figure). Only for levels that move daily in a real hospital (occupied beds, patients), of some size, and one
+    warning per run, on its latest value in the file."""
     con.execute(f"""
         INSERT INTO issues
         WITH pts AS (
             SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, a.raw FROM accepted a
-            WHERE abs(a.value) >= 20 AND a.metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')
+            WHERE abs(a.value) >= 20 AND a.metric IN (SELECT code FROM metric_ref WHERE changes_daily)
             UNION ALL
             SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL FROM history h
-            WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')),
+            WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE changes_daily)),
         -- only a value that occurs often enough in its series can form a run: a cheap hash filter first
         frequent AS (SELECT org, metric, dims, value FROM pts GROUP BY ALL HAVING count(*) >= {STALE_DAYS}),
         runs AS (
@@ -323,13 +348,13 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
                                                         ORDER BY p.period) AS INTEGER) AS grp
             FROM pts p SEMI JOIN frequent f USING (org, metric, dims, value)),
         sized AS (
-            SELECT *, min(period) OVER (PARTITION BY org, metric, dims, value, grp) AS since,
-                   row_number() OVER (PARTITION BY org, metric, dims, value, grp ORDER BY period) AS pos
-            FROM runs)
+            SELECT *, min(period) OVER run AS since, count(*) OVER run AS days,
+                   max(period) FILTER (WHERE row_num IS NOT NULL) OVER run AS last_new
+            FROM runs WINDOW run AS (PARTITION BY org, metric, dims, value, grp))
         SELECT row_num, col, org, metric, dims, period::VARCHAR, raw, 'stale_value', 'warning',
-               format('{{}} {{}} has been {{}} every day since {{}} ({{}} days): is it still being updated?',
-                      org, metric, num(value), since, pos)
-        FROM sized WHERE row_num IS NOT NULL AND pos >= {STALE_DAYS}""")
+               format('{{}} {{}} has been {{}} every day from {{}} to {{}} ({{}} days): is it still being updated?',
+                      org, metric, num(value), since, period, days)
+        FROM sized WHERE row_num IS NOT NULL AND days >= {STALE_DAYS} AND period = last_new""")
 
 
 def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
