@@ -64,9 +64,9 @@ class Mutual:
                            spec_name=spec, org=org, received_at=received_at, submitted_by=submitted_by,
                            progress=progress)
 
-    def release(self, submission_id: int, line: int, column: str | None) -> tuple[str, float]:
+    def release(self, submission_id: int, line: int, column: str | None, sheet: str | None = None) -> tuple[str, float]:
         self.submission(submission_id)
-        return self.store.release(submission_id, line, column, utcnow())
+        return self.store.release(submission_id, line, column, utcnow(), sheet)
 
     def submissions(self) -> list[Submission]:
         with self.sessions() as s:

@@ -197,7 +197,7 @@ def ingest(files: Annotated[list[Path], typer.Argument(help="Files to ingest")],
                 out.print(f"{f.name}: submission {s.id} ({s.format}): {s.rows_read} rows, {s.values_read} values "
                           f"read, {s.accepted} accepted ({s.stored} new or changed), {s.quarantined} quarantined, "
                           f"{s.warnings} warnings, {s.missing} not reported"
-                          + (" [resumed]" if result.resumed else ""))
+                          + (" \\[resumed]" if result.resumed else ""))
     if failed:
         raise typer.Exit(1)
 
@@ -243,11 +243,11 @@ def quality(submission: Annotated[int, typer.Argument(help="Submission id")],
         for r in m.store.issue_summary(submission).to_pyarrow().to_pylist():
             summary.add_row(r["severity"], r["rule"], str(r["n"]), r["example"])
         out.print(summary)
-        detail = Table("line", "column", "value", "severity", "rule", "status", "what to fix")
+        detail = Table("sheet", "line", "column", "value", "severity", "rule", "status", "what to fix")
         rows = issues.to_pylist()
         for r in rows[: limit or None]:
-            detail.add_row(str(r["row_num"] or ""), r["col"] or "", (r["raw"] or "")[:40], r["severity"],
-                           r["rule"], r["status"], r["message"])
+            detail.add_row(r["sheet"] or "", str(r["row_num"] or ""), r["col"] or "", (r["raw"] or "")[:40],
+                           r["severity"], r["rule"], r["status"], r["message"])
         out.print(detail)
         if limit and len(rows) > limit:
             out.print(f"... {len(rows) - limit} more (use --limit 0 or --format csv)")
@@ -258,10 +258,11 @@ def quality(submission: Annotated[int, typer.Argument(help="Submission id")],
 def release(submission: Annotated[int, typer.Argument(help="Submission id")],
             line: Annotated[int, typer.Option(help="Line of the quarantined value")],
             column: Annotated[str | None, typer.Option(help="Column heading (wide layouts)")] = None,
+            sheet: Annotated[str | None, typer.Option(help="Sheet (spreadsheets) or resource (FHIR)")] = None,
             home: Home = None) -> None:
     """Accept a quarantined value after all, once someone has confirmed it is right."""
     with open_mutual(home) as m:
-        what, value = m.release(submission, line, column)
+        what, value = m.release(submission, line, column, sheet)
         out.print(f"released {what} = {value:g} (line {line} of submission {submission})")
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -21,6 +24,10 @@ from mutual.ingest.specs import ColumnPlan, norm
 FIELD = r'"(?:[^"]|"")*"|[^,"]*'
 WELL_FORMED = rf"(?:{FIELD})(?:,(?:{FIELD}))*\r?"
 FIELDS = r'(?:^|,)("(?:[^"]|"")*"|[^,"]*)'
+MAX_LINE = 1 << 20  # bytes: DuckDB reads no longer line
+# When a file has a longer line, every line of more than MAX_LINE // 4 characters (at most MAX_LINE bytes of UTF-8
+# each) is staged as its first CUT_KEEP characters and a note of its length; such a line is malformed anyway.
+CUT_KEEP = 200
 
 
 class EmptyFileError(ValueError):
@@ -36,10 +43,14 @@ def read_header(text_path: str) -> list[str]:
     """The header row, parsed with Python's csv module from the first 1 MiB."""
     with open(text_path, encoding="utf-8-sig", errors="replace", newline="") as f:
         head = f.read(1 << 20)
-    first = head.split("\n", 1)[0]
+    first = head.split("\n", 1)[0].rstrip("\r").replace("\r", "\ufffd")
     if not first.strip():
         raise EmptyFileError("the file is empty or its first line is blank: expected a header row")
-    return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+    try:
+        names = next(csv.reader(io.StringIO(first)))
+    except csv.Error:
+        names = first.split(",")
+    return [h.strip() for h in names]
 
 
 @dataclass
@@ -59,7 +70,7 @@ def _fast_path(con: duckdb.DuckDBPyConnection, path: str, width: int, raw: RawFi
             SELECT * FROM read_csv({q(path)}, columns={columns}, header=true, delim=',', quote='"',
                                    escape='"', auto_detect=false, store_rejects=true, strict_mode=true,
                                    rejects_table='csv_reject_errors', rejects_scan='csv_reject_scans',
-                                   max_line_size=1048576)""")
+                                   max_line_size={MAX_LINE + 2})""")
     except duckdb.Error:
         return False
     records = con.execute("SELECT count(*) FROM raw_records").fetchone()[0]  # type: ignore[index]
@@ -67,14 +78,48 @@ def _fast_path(con: duckdb.DuckDBPyConnection, path: str, width: int, raw: RawFi
     return rejects == 0 and records + 1 == raw.lines
 
 
+def _read_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE lines AS
+        SELECT row_number() OVER () AS row_num, rtrim(line, chr(13)) AS line
+        FROM read_csv({q(path)}, columns={{'line': 'VARCHAR'}}, delim='\\0', quote='', escape='',
+                      header=false, auto_detect=false, strict_mode=false, max_line_size={MAX_LINE + 2})""")
+
+
+def _cut_long_lines(src: str, dst: str) -> None:
+    """Copy ``src`` with every line longer than MAX_LINE // 4 characters cut to its start and a note of its
+    length, keeping every line in its place. Line by line in Python: only for files that have such a line."""
+    limit = MAX_LINE // 4
+    with open(src, encoding="utf-8", newline="\n") as inp, open(dst, "w", encoding="utf-8", newline="\n") as out:
+        while line := inp.readline(limit):
+            if len(line) < limit or line.endswith("\n"):
+                out.write(line)
+                continue
+            length, tail = len(line), line[-1:]
+            while rest := inp.readline(limit):
+                length, tail = length + len(rest), (tail + rest)[-2:]
+                if rest.endswith("\n"):
+                    break
+            ending = "\r\n" if tail == "\r\n" else "\n" if tail.endswith("\n") else ""
+            out.write(f"{line[:CUT_KEEP]}\ufffd... (a line of {length - len(ending)} characters, cut here){ending}")
+
+
 def _line_path(con: duckdb.DuckDBPyConnection, path: str, width: int) -> int:
     """Parse line by line; returns the number of malformed lines (staged in ``malformed_lines``)."""
     con.execute("DROP TABLE IF EXISTS raw_records")
-    con.execute(f"""
-        CREATE TEMP TABLE lines AS
-        SELECT row_number() OVER () AS row_num, rtrim(line, chr(13)) AS line
-        FROM read_csv({q(path)}, columns={{'line': 'VARCHAR'}}, delim='\\0', quote='', escape='',
-                      header=false, auto_detect=false, strict_mode=false, max_line_size=1048576)""")
+    try:
+        _read_lines(con, path)
+    except duckdb.InvalidInputException:
+        # a line longer than DuckDB will read: stage a copy with such lines cut short
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]  # type: ignore[index]
+        spill_dir = spill if spill and os.path.isdir(spill) else None
+        fd, cut = tempfile.mkstemp(suffix=".csv", prefix="cut-", dir=spill_dir)
+        os.close(fd)
+        try:
+            _cut_long_lines(path, cut)
+            _read_lines(con, cut)
+        finally:
+            Path(cut).unlink(missing_ok=True)
     con.execute(f"""
         CREATE TEMP TABLE split_lines AS
         SELECT row_num, line,
@@ -90,7 +135,7 @@ def _line_path(con: duckdb.DuckDBPyConnection, path: str, width: int) -> int:
                 f"WHERE len(f) = {width}")
     con.execute(f"""
         CREATE TEMP TABLE malformed_lines AS
-        SELECT row_num, line,
+        SELECT NULL::VARCHAR AS sheet, row_num, line,
                CASE WHEN f IS NULL THEN 'a quote is not closed, or stands inside a field'
                     ELSE 'expected {width} fields, found ' || len(f) END AS problem
         FROM split_lines WHERE f IS NULL OR len(f) <> {width}""")
@@ -110,7 +155,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
         con.execute("CREATE TEMP VIEW records AS SELECT * FROM raw_records")
     else:
         con.execute("CREATE TEMP VIEW records AS SELECT rowid + 2 AS row_num, * FROM raw_records")
-        con.execute("CREATE TEMP TABLE malformed_lines (row_num BIGINT, line VARCHAR, problem VARCHAR)")
+        con.execute("CREATE TEMP TABLE malformed_lines (sheet VARCHAR, row_num BIGINT, line VARCHAR, problem VARCHAR)")
         malformed = 0
     rows = con.execute("SELECT count(*) FROM records").fetchone()[0]  # type: ignore[index]
 
@@ -118,7 +163,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
         return "NULL::VARCHAR" if i is None else f"c{i}"
 
     org = q(org_override) if org_override else col(plan.org)
-    common = f"row_num, {org} AS org_raw, {col(plan.org_name)} AS org_name, {col(plan.period)} AS period_raw"
+    common = (f"NULL::VARCHAR AS sheet, row_num, {org} AS org_raw, {col(plan.org_name)} AS org_name, "
+              f"{col(plan.period)} AS period_raw, NULL::VARCHAR AS period_end_raw")
     selects = []
     if plan.spec.layout == "long":
         assert plan.spec.long is not None
@@ -128,19 +174,21 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
         heading = q(plan.header[plan.long_value or 0])
         selects.append(f"SELECT {common}, {heading} AS col, trim({col(plan.long_metric)}) AS metric_raw, "
                        f"{dims} AS dims, {col(plan.long_value)} AS raw, 1.0::DOUBLE AS scale, "
-                       f"{q('value') if plan.spec.long.value_map else 'NULL::VARCHAR'} AS map_key FROM records")
+                       f"{q('value') if plan.spec.long.value_map else 'NULL::VARCHAR'} AS map_key, "
+                       "false AS deleted FROM records")
     for v in plan.values:
         selects.append(f"SELECT {common}, {q(v.heading)} AS col, {q(v.metric)} AS metric_raw, "
                        f"{q(v.dims)} AS dims, c{v.index} AS raw, {v.scale}::DOUBLE AS scale, "
-                       f"{q(norm(v.heading)) if v.value_map else 'NULL::VARCHAR'} AS map_key FROM records")
+                       f"{q(norm(v.heading)) if v.value_map else 'NULL::VARCHAR'} AS map_key, "
+                       "false AS deleted FROM records")
     con.execute("CREATE TEMP TABLE cells AS " + " UNION ALL ".join(selects))
     index = {h: i for i, h in enumerate(plan.header)}
     rate_selects = [
-        f"SELECT row_num, {q(plan.header[i])} AS col, c{i} AS raw, c{index[num]} AS num_raw, "
+        f"SELECT NULL::VARCHAR AS sheet, row_num, {q(plan.header[i])} AS col, c{i} AS raw, c{index[num]} AS num_raw, "
         f"c{index[den]} AS den_raw FROM records"
         for i, num, den in plan.derived]
     con.execute("CREATE TEMP TABLE rate_cells AS " + (" UNION ALL ".join(rate_selects) if rate_selects else
-                "SELECT NULL::BIGINT AS row_num, NULL::VARCHAR AS col, NULL::VARCHAR AS raw, "
+                "SELECT NULL::VARCHAR AS sheet, NULL::BIGINT AS row_num, NULL::VARCHAR AS col, NULL::VARCHAR AS raw, "
                 "NULL::VARCHAR AS num_raw, NULL::VARCHAR AS den_raw WHERE false"))
     con.execute("DROP VIEW records")
     con.execute("DROP TABLE raw_records")

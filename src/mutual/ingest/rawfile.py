@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ CHUNK = 8 << 20
 
 @dataclass(frozen=True)
 class RawFile:
-    """A file as archived: its hash, size, line count and whether it is clean UTF-8 text."""
+    """A file as archived: its hash, size, line count and whether it is clean UTF-8 text.
+
+    Lines end at ``\\n``. Line and carriage-return counts are of the file's text (for UTF-16, once decoded)."""
 
     sha256: str
     size: int
@@ -29,10 +32,35 @@ class RawFile:
     has_nul: bool
     bom: str | None
     first_bad_byte: int | None
+    carriage_returns: int = 0
+    crlf: int = 0
 
     @property
     def lines(self) -> int:
         return self.newlines + (0 if self.ends_with_newline or self.size == 0 else 1)
+
+    @property
+    def plain_newlines(self) -> bool:
+        """Every line ends alike, all with ``\\n`` or all with ``\\r\\n``, and no other carriage return is in
+        the file. Only then does a CSV reader split it into exactly its lines: readers that also end a line at a
+        lone ``\\r``, or that guess one line ending for the whole file, otherwise shift every later line number."""
+        return self.carriage_returns == self.crlf and self.crlf in (0, self.newlines)
+
+
+class _LineStats:
+    """Line feeds and carriage returns over a stream of chunks, counting a CR LF split between two chunks."""
+
+    def __init__(self) -> None:
+        self.newlines = self.carriage_returns = self.crlf = 0
+        self.last = b""
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self.newlines += data.count(b"\n")
+        self.carriage_returns += data.count(b"\r")
+        self.crlf += data.count(b"\r\n") + (self.last == b"\r" and data[:1] == b"\n")
+        self.last = data[-1:]
 
 
 def _bom(head: bytes) -> str | None:
@@ -43,36 +71,64 @@ def _bom(head: bytes) -> str | None:
     return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(archive_dir: Path) -> None:
+    """Remove partial copies left by processes that died while archiving (``.incoming-<pid>-*``, the pid no
+    longer running). A live process's copy is never touched."""
+    for stale in archive_dir.glob(".incoming-*-*"):
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 def archive(src: Path, archive_dir: Path) -> RawFile:
     """Copy ``src`` into ``archive_dir/ab/<sha256>`` (atomically: write, fsync, rename) while hashing it
     and checking its text encoding in the same pass."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    newlines, size, utf8, has_nul, bad_at, last = 0, 0, True, False, None, b""
+    utf16: codecs.IncrementalDecoder | None = None
+    stats = _LineStats()
+    size, utf8, has_nul, bad_at = 0, True, False, None
     archive_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=".incoming-")
+    _sweep(archive_dir)
+    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=f".incoming-{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
             head = b""
-            while chunk := inp.read(CHUNK):
+            while chunk := inp.read(CHUNK if head else max(CHUNK, 4)):  # a whole byte-order mark first
                 if not head:
                     head = chunk[:4]
+                    if _bom(head) == "utf-16":
+                        utf16 = codecs.getincrementaldecoder("utf-16")(errors="replace")
                 digest.update(chunk)
                 out.write(chunk)
-                newlines += chunk.count(b"\n")
+                # a UTF-16 file's line breaks are counted in its text: its bytes hold 0x0A inside other characters
+                stats.feed(chunk if utf16 is None else utf16.decode(chunk).encode())
                 has_nul = has_nul or b"\x00" in chunk
                 if utf8:
+                    held = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
                     try:
                         decoder.decode(chunk)
                     except UnicodeDecodeError as exc:
-                        utf8, bad_at = False, size + exc.start
+                        utf8, bad_at = False, size - held + exc.start
                 size += len(chunk)
-                last = chunk[-1:]
+            if utf16 is not None:
+                stats.feed(utf16.decode(b"", final=True).encode())
             if utf8:
+                held = len(decoder.getstate()[0])
                 try:
                     decoder.decode(b"", final=True)
                 except UnicodeDecodeError:
-                    utf8, bad_at = False, size
+                    utf8, bad_at = False, size - held
             out.flush()
             os.fsync(out.fileno())
         sha = digest.hexdigest()
@@ -88,23 +144,37 @@ def archive(src: Path, archive_dir: Path) -> RawFile:
             os.unlink(tmp_name)
         raise
     bom = _bom(head)
-    return RawFile(sha, size, final, newlines, last == b"\n", utf8 and bom != "utf-16", has_nul, bom, bad_at)
+    return RawFile(sha, size, final, stats.newlines, stats.last == b"\n", utf8 and bom != "utf-16", has_nul, bom,
+                   bad_at, stats.carriage_returns, stats.crlf)
+
+
+_CRS_BEFORE_LF = re.compile("\r+\n")
+
+
+def _clean(text: str) -> tuple[str, str]:
+    """``text`` ready to write, and the carriage returns at its end, held back until what follows is known."""
+    body = text.rstrip("\r")
+    return _CRS_BEFORE_LF.sub("\n", body).replace("\r", "\ufffd").replace("\x00", "\ufffd"), text[len(body):]
 
 
 def text_copy(raw: RawFile, tmp_dir: Path) -> Path:
-    """A UTF-8 file without NUL bytes to parse: the archived file itself when it is already that, else a
-    transcoded copy (UTF-16 decoded; undecodable bytes and NULs replaced by U+FFFD, so the values around
-    them survive and the damaged cells fail their checks by name)."""
-    if raw.utf8 and not raw.has_nul:
+    """A UTF-8 file without NUL bytes and with plain line endings to parse: the archived file itself when it is
+    already that, else a transcoded copy. UTF-16 is decoded; undecodable bytes, NULs and carriage returns that
+    do not end a line are replaced by U+FFFD, so the values around them survive and the damaged cells fail their
+    checks by name; carriage returns that end a line (before ``\\n`` or at the end of the file) are dropped.
+    The copy has the same lines as the file, in the same places."""
+    if raw.utf8 and not raw.has_nul and raw.plain_newlines:
         return raw.path
     tmp_dir.mkdir(parents=True, exist_ok=True)
     out_path = tmp_dir / f"{raw.sha256}.utf8.csv"
     encoding = "utf-16" if raw.bom == "utf-16" else "utf-8"
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    pending = ""
     with raw.path.open("rb") as inp, out_path.open("w", encoding="utf-8", newline="") as out:
         while chunk := inp.read(CHUNK):
-            out.write(decoder.decode(chunk).replace("\x00", "\ufffd"))
-        out.write(decoder.decode(b"", final=True))
+            text, pending = _clean(pending + decoder.decode(chunk))
+            out.write(text)
+        out.write(_clean(pending + decoder.decode(b"", final=True))[0])
     return out_path
 
 

@@ -25,7 +25,7 @@ OUTLIER_MIN_POINTS = 10
 STALE_DAYS = 14
 # A number written with thousands separators, such as 1,452 or 12,345.5
 THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
-ISSUE_COLUMNS = "row_num, col, org, metric, dims, period, raw, rule, severity, message"
+ISSUE_COLUMNS = "sheet, row_num, col, org, metric, dims, period, raw, rule, severity, message"
 
 
 @dataclass
@@ -123,24 +123,33 @@ CELL_RULES: list[tuple[str, str, str]] = [
 ]
 
 
+# Rules on a value's key; the only ones a withdrawn (deleted) value must pass, since its number is not stored.
+KEY_RULES = {"unknown_org", "unknown_metric", "bad_date", "impossible_date", "bad_dimension"}
+
+
+def _applies(rule: str, cond: str) -> str:
+    return cond if rule in KEY_RULES else f"NOT t.deleted AND ({cond})"
+
+
 def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
     """One pass over the cells: resolve codes, parse dates and numbers, evaluate every per-cell rule into ``err``
     (which rule failed is worked out again for the few failing cells), and hash the key into ``k``."""
     missing = "(" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + ")"
-    any_rule = " OR ".join(f"coalesce({cond}, false)" for _, cond, _ in CELL_RULES)
+    any_rule = " OR ".join(f"coalesce({_applies(rule, cond)}, false)" for rule, cond, _ in CELL_RULES)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         WITH base AS (
             SELECT c.*, trim(c.raw) AS t,
-                   c.raw IS NULL OR lower(trim(c.raw)) IN {missing} AS is_missing,
+                   NOT c.deleted AND (c.raw IS NULL OR lower(trim(c.raw)) IN {missing}) AS is_missing,
                    c.org_raw IS NULL OR lower(trim(c.org_raw)) IN {missing} AS org_blank
             FROM cells c),
         parsed AS (
-            SELECT b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
-                   b.is_missing, b.t,
+            SELECT b.sheet, b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
+                   b.is_missing, b.t, b.deleted, b.period_end_raw,
                    CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
                    mk.code AS metric,
                    {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
+                   {_period_expr(spec).replace('c.period_raw', 'b.period_end_raw')} AS period_end,
                    coalesce(vm.value, try_cast(
                        CASE WHEN contains(b.t, ',') AND regexp_full_match(b.t, {q(THOUSANDS)})
                             THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale AS value
@@ -149,8 +158,9 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
             LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
             LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
             LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t))
-        SELECT t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw, t.is_missing,
-               t.org, t.metric, t.period, t.value,
+        SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
+               t.is_missing, t.deleted, t.org, t.metric, t.period,
+               CASE WHEN t.period_end_raw IS NULL THEN t.period ELSE t.period_end END AS period_end, t.value,
                NOT t.is_missing AND ({any_rule}) AS err,
                hash(t.org, t.metric, t.dims, t.period) AS k
         FROM parsed t
@@ -230,15 +240,17 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
                "LEFT JOIN org_ref o ON o.code = t.org LEFT JOIN bad_dims bd ON bd.metric = t.metric "
                "AND bd.dims = t.dims")
     parts = [
-        f"SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', {msg} "
-        f"FROM {failing} WHERE coalesce({cond}, false)"
+        f"SELECT t.sheet, t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', "
+        f"{msg} FROM {failing} WHERE coalesce({_applies(rule, cond)}, false)"
         for rule, cond, msg in CELL_RULES]
-    con.execute("""CREATE OR REPLACE TEMP TABLE issues (row_num BIGINT, col VARCHAR, org VARCHAR, metric VARCHAR,
-                   dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR, message VARCHAR)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE issues (sheet VARCHAR, row_num BIGINT, col VARCHAR, org VARCHAR,
+                   metric VARCHAR, dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR,
+                   message VARCHAR)""")
     con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
     con.execute("""
-        INSERT INTO issues SELECT row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
-               'this line could not be read as CSV: ' || problem || '; nothing on it was stored'
+        INSERT INTO issues SELECT sheet, row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
+               CASE WHEN sheet IS NULL THEN 'this line could not be read as CSV: '
+                    ELSE 'this part could not be read: ' END || problem || '; nothing in it was stored'
         FROM malformed_lines""")
 
 
@@ -249,14 +261,17 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE repeated AS
         WITH rep AS (SELECT k FROM typed WHERE NOT err AND NOT is_missing GROUP BY k HAVING count(*) > 1)
-        SELECT org, metric, dims, period, count(*) AS n, count(DISTINCT value) AS nv, min(row_num) AS first_row,
-               string_agg(DISTINCT num(value), ' / ' ORDER BY num(value)) AS vals,
+        SELECT org, metric, dims, period, count(*) AS n,
+               count(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS nv,
+               arg_min((sheet, row_num, col), (row_num, sheet, col)) AS first_cell, min(row_num) AS first_row,
+               string_agg(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END, ' / '
+                          ORDER BY CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS vals,
                string_agg(row_num::VARCHAR, ', ' ORDER BY row_num) AS rows
         FROM typed WHERE NOT err AND NOT is_missing AND k IN (SELECT k FROM rep)
         GROUP BY org, metric, dims, period HAVING count(*) > 1""")
     con.execute("""
         INSERT INTO issues
-        SELECT c.row_num, c.col, c.org, c.metric, c.dims, c.period::VARCHAR, c.raw,
+        SELECT c.sheet, c.row_num, c.col, c.org, c.metric, c.dims, c.period::VARCHAR, c.raw,
                CASE WHEN r.nv > 1 THEN 'conflict' ELSE 'duplicate' END,
                CASE WHEN r.nv > 1 THEN 'error' ELSE 'warning' END,
                CASE WHEN r.nv > 1
@@ -265,13 +280,18 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
                     ELSE format('{} {} on {} repeats line {} with the same value; stored once',
                                 c.org, c.metric, c.period, r.first_row) END
         FROM typed c JOIN repeated r USING (org, metric, dims, period)
-        WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR c.row_num <> r.first_row)""")
+        WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR (c.sheet, c.row_num, c.col) <> r.first_cell)""")
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE accepted AS
-        SELECT t.org, t.metric, t.dims, t.period, t.value, t.row_num, t.col, t.raw FROM typed t
+        CREATE OR REPLACE TEMP TABLE kept AS
+        SELECT t.org, t.metric, t.dims, t.period, t.period_end, t.value, t.sheet, t.row_num, t.col, t.raw, t.deleted
+        FROM typed t
         WHERE NOT t.err AND NOT t.is_missing AND NOT EXISTS (
             SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
-            AND i.col = t.col)""")
+            AND i.col = t.col AND i.sheet IS NOT DISTINCT FROM t.sheet)""")
+    # a withdrawn value is an instruction about its key, not a value: the value rules below never see it
+    con.execute("CREATE OR REPLACE TEMP TABLE deletions AS SELECT * EXCLUDE (deleted, value) FROM kept WHERE deleted")
+    con.execute("CREATE OR REPLACE TEMP TABLE accepted AS SELECT * EXCLUDE (deleted) FROM kept WHERE NOT deleted")
+    con.execute("DROP TABLE kept")
 
 def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
     """A value above its capacity metric (occupied above open) is held back; run only for pairs in the file."""
@@ -280,7 +300,7 @@ def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: 
         return
     con.execute(f"""
         INSERT INTO issues
-        SELECT o.row_num, o.col, o.org, o.metric, o.dims, o.period::VARCHAR, o.raw, 'over_capacity', 'error',
+        SELECT o.sheet, o.row_num, o.col, o.org, o.metric, o.dims, o.period::VARCHAR, o.raw, 'over_capacity', 'error',
                format('{{}} {{}} is {{}} but {{}} is {{}}, and it cannot be more; the {{}} value was held back: '
                       || 'check both', o.org, o.metric, num(o.value), cap.metric, num(cap.value), o.metric)
         FROM (SELECT * FROM accepted WHERE metric IN ({", ".join(q(a) for a, _ in pairs)})) o
@@ -290,7 +310,8 @@ def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: 
         WHERE o.value > cap.value""")
     con.execute("""
         DELETE FROM accepted a WHERE EXISTS (SELECT 1 FROM issues i WHERE i.rule = 'over_capacity'
-                                             AND i.row_num = a.row_num AND i.col = a.col)""")
+                                             AND i.row_num = a.row_num AND i.col = a.col
+                                             AND i.sheet IS NOT DISTINCT FROM a.sheet)""")
 
 
 def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
@@ -305,7 +326,7 @@ def _parts_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set
         names = " + ".join(m.parts)
         con.execute(f"""
             INSERT INTO issues
-            SELECT t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, 'parts_sum', 'warning',
+            SELECT t.sheet, t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, 'parts_sum', 'warning',
                    format('{m.code} is {{}} but {names} = {{}}: the total does not equal its parts', num(t.value),
                           num({total}))
             FROM accepted t {joins} WHERE t.metric = '{m.code}' AND t.value <> {total}""")
@@ -315,7 +336,7 @@ def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
     """Reported rates are never stored; each is checked against the rate recomputed from its parts."""
     con.execute("""
         INSERT INTO issues
-        SELECT row_num, col, NULL, NULL, NULL, NULL, raw, 'reported_rate', 'warning',
+        SELECT sheet, row_num, col, NULL, NULL, NULL, NULL, raw, 'reported_rate', 'warning',
                format('the reported rate {} does not match {} / {} = {}; rates are recomputed from their parts '
                       || 'and the reported one is not stored', raw, num(n), num(d), round(n / d, 4))
         FROM (SELECT *, try_cast(num_raw AS DOUBLE) AS n, try_cast(den_raw AS DOUBLE) AS d,
@@ -336,10 +357,10 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         INSERT INTO issues
         WITH pts AS (
-            SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, a.raw FROM accepted a
+            SELECT a.org, a.metric, a.dims, a.period, a.value, a.sheet, a.row_num, a.col, a.raw FROM accepted a
             WHERE abs(a.value) >= 20 AND a.metric IN (SELECT code FROM metric_ref WHERE changes_daily)
             UNION ALL
-            SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL FROM history h
+            SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL, NULL FROM history h
             WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE changes_daily)),
         -- only a value that occurs often enough in its series can form a run: a cheap hash filter first
         frequent AS (SELECT org, metric, dims, value FROM pts GROUP BY ALL HAVING count(*) >= {STALE_DAYS}),
@@ -351,7 +372,7 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
             SELECT *, min(period) OVER run AS since, count(*) OVER run AS days,
                    max(period) FILTER (WHERE row_num IS NOT NULL) OVER run AS last_new
             FROM runs WINDOW run AS (PARTITION BY org, metric, dims, value, grp))
-        SELECT row_num, col, org, metric, dims, period::VARCHAR, raw, 'stale_value', 'warning',
+        SELECT sheet, row_num, col, org, metric, dims, period::VARCHAR, raw, 'stale_value', 'warning',
                format('{{}} {{}} has been {{}} every day from {{}} to {{}} ({{}} days): is it still being updated?',
                       org, metric, num(value), since, period, days)
         FROM sized WHERE row_num IS NOT NULL AND days >= {STALE_DAYS} AND period = last_new""")
@@ -373,7 +394,7 @@ def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
         FROM pts p JOIN med USING (org, metric, dims) GROUP BY med.org, med.metric, med.dims, med.med""")
     con.execute(f"""
         INSERT INTO issues
-        SELECT a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
+        SELECT a.sheet, a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
                format('{{}} {{}} on {{}} is {{}}, far from its usual level (median {{}}); stored, but please '
                       || 'confirm it', a.org, a.metric, a.period, num(a.value), num(s.med))
         FROM accepted a JOIN series_stats s USING (org, metric, dims) JOIN metric_ref m ON m.code = a.metric
@@ -398,7 +419,7 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
         "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
     malformed, quarantined, warnings = con.execute("""
         SELECT count(*) FILTER (rule = 'malformed_line'),
-               count(DISTINCT (row_num, col)) FILTER (severity = 'error' AND rule <> 'malformed_line'),
+               count(DISTINCT (sheet, row_num, col)) FILTER (severity = 'error' AND rule <> 'malformed_line'),
                count(*) FILTER (severity = 'warning') FROM issues""").fetchone()  # type: ignore[misc]
     values_read = read + malformed
     quarantined = quarantined + malformed

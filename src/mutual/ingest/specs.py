@@ -64,7 +64,7 @@ class DerivedColumn(BaseModel):
 class Spec(BaseModel):
     name: str
     description: str = ""
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "xlsx", "sitrep-xlsx", "fhir", "dhis2"] = "csv"
     match: list[str] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=lambda: ["", "-", "N/A", "NA", "n/a", "null", "NULL"])
     org: OrgSpec = Field(default_factory=OrgSpec)

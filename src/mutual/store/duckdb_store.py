@@ -132,11 +132,12 @@ class DuckStore:
                                WHERE o.period BETWEEN s.lo AND s.hi
                                  AND o.org IN (SELECT DISTINCT org FROM accepted))""").fetchone()[0]  # type: ignore[index]
             flagged = """EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
-                                 AND i.col = a.col) AS flagged"""
+                                 AND i.col = a.col AND i.sheet IS NOT DISTINCT FROM a.sheet) AS flagged"""
+            cols = "a.org, a.metric, a.dims, a.period, a.period_end, a.value, a.sheet, a.row_num, a.col"
             if overlap:
                 con.execute(f"""
                     CREATE OR REPLACE TEMP TABLE changed AS
-                    SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, {flagged}
+                    SELECT {cols}, {flagged}
                     FROM accepted a
                     WHERE NOT EXISTS (
                         SELECT 1 FROM observation o
@@ -144,9 +145,7 @@ class DuckStore:
                           AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)
                           AND o.value = a.value)""", {"r": r})
             else:
-                con.execute(f"""CREATE OR REPLACE TEMP VIEW changed AS
-                                SELECT a.org, a.metric, a.dims, a.period, a.value, a.row_num, a.col, {flagged}
-                                FROM accepted a""")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW changed AS SELECT {cols}, {flagged} FROM accepted a")
             latest = con.execute("SELECT max(recorded_at) FROM observation").fetchone()[0]  # type: ignore[index]
             if overlap and latest is not None:
                 con.execute("""
@@ -159,12 +158,18 @@ class DuckStore:
                             AND o.dims = c.dims AND o.period = c.period AND o.recorded_at > $r)"""
             con.execute(f"""
                 INSERT INTO observation
-                SELECT c.org, c.metric, c.dims, c.period, c.period, c.value, $sid, NULL, c.row_num, c.col,
+                SELECT c.org, c.metric, c.dims, c.period, c.period_end, c.value, $sid, c.sheet, c.row_num, c.col,
                        c.flagged, $r, {later}
                 FROM changed c""", {"r": r, "sid": submission_id})
+            # withdrawn values: the one in force at r ends there, and nothing replaces it
+            withdrawn = con.execute("""
+                UPDATE observation o SET superseded_at = $r FROM deletions d
+                WHERE o.org = d.org AND o.metric = d.metric AND o.dims = d.dims AND o.period = d.period
+                  AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)""",
+                                    {"r": r}).fetchone()[0]  # type: ignore[index]
             con.execute("""
                 INSERT INTO quality_issue
-                SELECT $sid, NULL, row_num, col, org, metric, dims, period, raw, rule, severity, message, 'open'
+                SELECT $sid, sheet, row_num, col, org, metric, dims, period, raw, rule, severity, message, 'open'
                 FROM issues""", {"sid": submission_id})
             con.execute("""
                 UPDATE quality_issue q SET status = 'corrected'
@@ -172,7 +177,7 @@ class DuckStore:
                 WHERE q.status = 'open' AND q.severity = 'error' AND q.submission_id <> $sid
                   AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR""",
                         {"sid": submission_id})
-            stored = con.execute("SELECT count(*) FROM changed").fetchone()[0]  # type: ignore[index]
+            stored = con.execute("SELECT count(*) FROM changed").fetchone()[0] + withdrawn  # type: ignore[index]
             record = LoadRecord(submission_id=submission_id, recorded_at=r, stored=stored, **counts)
             con.execute("INSERT INTO load_log VALUES ($1, $2, now()::TIMESTAMP, $3, $4, $5, $6, $7, $8, $9)",
                         [submission_id, r, record.rows_read, record.values_read, record.accepted, stored,
@@ -183,18 +188,26 @@ class DuckStore:
             raise
         return record
 
-    def release(self, submission_id: int, row_num: int, col: str | None, released_at: datetime) -> tuple[str, float]:
+    def release(self, submission_id: int, row_num: int, col: str | None, released_at: datetime,
+                sheet: str | None = None) -> tuple[str, float]:
         """Accept a quarantined value after all (an analyst confirmed it): store it as of ``released_at`` with
         its original lineage, and mark its issues released. Values that cannot be read stay quarantined."""
         con = self.con
-        rows = con.execute("""
-            SELECT DISTINCT org, metric, dims, period, raw, try_cast(replace(trim(raw), ',', '') AS DOUBLE) AS value
-            FROM quality_issue WHERE submission_id = ? AND row_num = ? AND col IS NOT DISTINCT FROM ?
-              AND severity = 'error' AND status = 'open'""", [submission_id, row_num, col]).fetchall()
-        where = f"submission {submission_id}, line {row_num}" + (f", column {col!r}" if col else "")
+        cell = ("submission_id = $sid AND row_num = $row AND col IS NOT DISTINCT FROM $col "
+                "AND ($sheet IS NULL OR sheet = $sheet) AND severity = 'error' AND status = 'open'")
+        params = {"sid": submission_id, "row": row_num, "col": col, "sheet": sheet}
+        rows = con.execute(f"""
+            SELECT DISTINCT sheet, org, metric, dims, period, raw,
+                   try_cast(replace(trim(raw), ',', '') AS DOUBLE) AS value
+            FROM quality_issue WHERE {cell}""", params).fetchall()
+        where = (f"submission {submission_id}, " + (f"sheet {sheet!r}, " if sheet else "") + f"line {row_num}"
+                 + (f", column {col!r}" if col else ""))
         if not rows:
             raise ValueError(f"no open quarantined value at {where}")
-        org, metric, dims, period, raw, value = rows[0]
+        if len({r[0] for r in rows}) > 1:
+            raise ValueError(f"{where} is in more than one sheet (" + ", ".join(sorted(str(r[0]) for r in rows))
+                             + "): say which with --sheet")
+        found_sheet, org, metric, dims, period, raw, value = rows[0]
         if org is None or metric is None or period is None or value is None or dims is None:
             raise ValueError(f"the value at {where} ({raw!r}) cannot be released as it is: its organisation, metric, "
                              "date or number could not be read; send a corrected file instead")
@@ -203,13 +216,12 @@ class DuckStore:
             con.execute("""UPDATE observation SET superseded_at = $r WHERE org = $org AND metric = $metric
                            AND dims = $dims AND period = $period AND superseded_at IS NULL""",
                         {"r": released_at, "org": org, "metric": metric, "dims": dims, "period": period})
-            con.execute("INSERT INTO observation VALUES ($org, $metric, $dims, $period, $period, $value, $sid, NULL, "
-                        "$row, $col, true, $r, NULL)",
+            con.execute("INSERT INTO observation VALUES ($org, $metric, $dims, $period, $period, $value, $sid, "
+                        "$sheet, $row, $col, true, $r, NULL)",
                         {"org": org, "metric": metric, "dims": dims, "period": date.fromisoformat(period),
-                         "value": value, "sid": submission_id, "row": row_num, "col": col, "r": released_at})
-            con.execute("""UPDATE quality_issue SET status = 'released' WHERE submission_id = ? AND row_num = ?
-                           AND col IS NOT DISTINCT FROM ? AND severity = 'error' AND status = 'open'""",
-                        [submission_id, row_num, col])
+                         "value": value, "sid": submission_id, "sheet": found_sheet, "row": row_num, "col": col,
+                         "r": released_at})
+            con.execute(f"UPDATE quality_issue SET status = 'released' WHERE {cell}", params)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mutual.catalog import load_catalog
 from mutual.control.models import Submission, SubmissionStatus
-from mutual.ingest import rules
-from mutual.ingest.csv_stage import EmptyFileError, read_header, stage_csv
-from mutual.ingest.rawfile import archive, text_copy
-from mutual.ingest.specs import SpecError, detect_spec, find_spec, plan_columns
+from mutual.ingest import formats, rules
+from mutual.ingest.cells import ReadContext, ReadError
+from mutual.ingest.csv_stage import EmptyFileError
+from mutual.ingest.rawfile import RawFile, archive
+from mutual.ingest.specs import SpecError
 from mutual.store.duckdb_store import DuckStore, LoadRecord
 
 Progress = Callable[[str], None]
@@ -87,8 +88,8 @@ def ingest_file(sessions: sessionmaker[Session], store: DuckStore, archive_dir: 
         sub.catalog_version = load_catalog().version
         session.commit()
         try:
-            record = _load(store, raw, sub, spec_name, org, tmp_dir, progress)
-        except (SpecError, EmptyFileError) as exc:
+            record = _load(session, store, raw, sub, spec_name, org, tmp_dir, progress)
+        except (SpecError, EmptyFileError, ReadError) as exc:
             sub.status = SubmissionStatus.REJECTED
             sub.error = str(exc)
             sub.finished_at = utcnow()
@@ -100,39 +101,29 @@ def ingest_file(sessions: sessionmaker[Session], store: DuckStore, archive_dir: 
         return IngestResult(sub)
 
 
-def _load(store: DuckStore, raw, sub: Submission, spec_name: str | None, org: str | None,  # type: ignore[no-untyped-def]
-          tmp_dir: Path, progress: Progress) -> LoadRecord:
+def _load(session: Session, store: DuckStore, raw: RawFile, sub: Submission, spec_name: str | None,
+          org: str | None, tmp_dir: Path, progress: Progress) -> LoadRecord:
     catalog = load_catalog()
-    text_path = text_copy(raw, tmp_dir)
-    try:
-        header = read_header(str(text_path))
-        spec = find_spec(spec_name) if spec_name else detect_spec(header)
-        sub.format = spec.name
-        plan = plan_columns(spec, header, org_given=org is not None)
-        orgs = store.orgs()
-        if org is not None and org not in {o.code for o in orgs}:
-            raise SpecError(f"--org {org} is not a known organisation (see `mutual orgs list`)")
-        con = store.con
-        progress("reading")
-        rules.reference_tables(con, catalog, orgs, spec)
-        staged = stage_csv(con, str(text_path), raw, plan, org)
-        progress("checking")
-        counts = rules.check(con, spec, catalog, orgs, sub.received_at.date(), staged.rows_read)
-        store.stage_history()
-        rules.history_issues(con)
-        file_issues = [("unmapped_column", f"column {h!r} is not mapped by spec {spec.name}; its values were "
-                        "not read (they stay in the archived file)") for h in plan.unmapped]
-        if not raw.utf8:
-            file_issues.append(("encoding", f"the file is not valid UTF-8 (first bad byte at offset "
-                                f"{raw.first_bad_byte}); unreadable characters were replaced"))
-        for rule, message in file_issues:
-            con.execute("INSERT INTO issues VALUES (1, NULL, NULL, NULL, NULL, NULL, NULL, ?, 'warning', ?)",
-                        [rule, message])
-        counts.warnings = con.execute("SELECT count(*) FROM issues WHERE severity = 'warning'").fetchone()[0]  # type: ignore[index]
-        progress("storing")
-        return store.load(sub.id, sub.received_at, {
-            "rows_read": counts.rows_read, "values_read": counts.values_read, "accepted": counts.accepted,
-            "quarantined": counts.quarantined, "warnings": counts.warnings, "missing": counts.missing})
-    finally:
-        if text_path != raw.path:
-            text_path.unlink(missing_ok=True)
+    orgs = store.orgs()
+    if org is not None and org not in {o.code for o in orgs}:
+        raise SpecError(f"--org {org} is not a known organisation (see `mutual orgs list`)")
+    con = store.con
+    progress("reading")
+    ctx = ReadContext(raw=raw, filename=sub.filename, spec_name=spec_name, org=org, catalog=catalog,
+                      orgs=tuple(orgs), tmp_dir=tmp_dir)
+    staged = formats.stage(con, ctx)
+    sub.format = staged.spec.name
+    session.commit()  # the format is known before the values are stored, so a resumed run still has it
+    progress("checking")
+    rules.reference_tables(con, catalog, orgs, staged.spec)
+    counts = rules.check(con, staged.spec, catalog, orgs, sub.received_at.date(), staged.rows_read)
+    store.stage_history()
+    rules.history_issues(con)
+    for rule, message in staged.file_issues:
+        con.execute("INSERT INTO issues VALUES (NULL, 1, NULL, NULL, NULL, NULL, NULL, NULL, ?, 'warning', ?)",
+                    [rule, message])
+    counts.warnings = con.execute("SELECT count(*) FROM issues WHERE severity = 'warning'").fetchone()[0]  # type: ignore[index]
+    progress("storing")
+    return store.load(sub.id, sub.received_at, {
+        "rows_read": counts.rows_read, "values_read": counts.values_read, "accepted": counts.accepted,
+        "quarantined": counts.quarantined, "warnings": counts.warnings, "missing": counts.missing})

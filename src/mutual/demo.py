@@ -1,0 +1,845 @@
+"""``mutual demo``: a seeded synthetic health system, its messy submissions, one real winter, and a summary.
+
+What the demo does, in order:
+
+1. Finds the public data folder (``--data``, else ``$MUTUAL_SHARED_DATA``, else a ``shared/data`` folder above
+   the current directory or above this package).
+2. Prepares the workspace (see *Workspace safety* below).
+3. Imports the real organisations: ODS trusts, their coordinates, and the trust -> STP lookup.
+4. Picks ``N_TRUSTS`` open acute trusts (with coordinates, an STP, and beds in the real winter sitreps),
+   deterministically from the seed, and sizes each from its real G&A and adult critical care beds.
+5. Simulates ``DAYS`` days from ``START`` for each: G&A core and escalation beds and occupancy (weekday effect),
+   an autumn COVID-19 wave strongest in the North and a winter wave strongest in London and the South East,
+   adult critical care, ventilators, staff absence by group and reason, and stock, use and days of supply of
+   eight items (with a few supplier shortfalls).
+6. Writes each trust's submissions as CSV in ``<home>/submissions/`` in one of three layouts (Mutual's own long
+   layout and two trust-specific wide layouts, ``demo-acute-daily`` and ``demo-trust-export``), one file per
+   trust per ``PERIOD_DAYS`` days, received the morning after its last day. Some files are broken on purpose:
+   wrong units (occupancy as a percentage, days of supply in hours), a mistyped trust code, missing values,
+   duplicated and conflicting rows, a truncated file with invalid bytes and a broken quote, and a spreadsheet
+   saved as ``.csv`` that cannot be read at all; the trusts resend some of them. ``MANIFEST.csv`` lists every
+   file with its layout, days, time of receipt and defect.
+7. Ingests one real winter of NHS England sitreps, then every submission in order of receipt.
+8. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
+   the top reasons, and what became of each broken file.
+
+The same seed gives byte-identical files and identical counts.
+
+Workspace safety: the demo writes a marker file ``.mutual-demo`` into the workspace it builds. Run again on a
+folder with that marker, it deletes only what a workspace holds (``control.sqlite``, ``data.duckdb``,
+``archive/``, ``tmp/``, ``submissions/``) and starts afresh. Otherwise it builds only in a folder that is
+missing, empty, or a Mutual workspace without submissions; it refuses (``WorkspaceError``) a workspace that has
+submissions and any other non-empty folder, and deletes nothing there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import random
+import shutil
+import stat
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from mutual.app import Mutual, WorkspaceError, open_mutual
+from mutual.catalog.orgs import Org, OrgKind
+from mutual.ingest.specs import Spec, encode_dims, find_spec
+from mutual.store.intake import IngestError
+from mutual.workspace import Workspace
+
+ENV_DATA = "MUTUAL_SHARED_DATA"
+ORG_FILES = ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
+             "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv")
+# The last winter before COVID-19: it sizes the synthetic trusts and is ingested as it is. It ends before the
+# synthetic period starts, so real and synthetic values never compete for the same trust and day.
+REAL_WINTER = "nhse-uec-sitrep-series/sitrep1920.csv"
+REQUIRED_FILES = (*ORG_FILES, REAL_WINTER)
+
+START = date(2020, 9, 1)
+DAYS = 120
+N_TRUSTS = 40
+PERIOD_DAYS = 60
+MIN_GA_BEDS = 200  # smaller trusts in the sitreps are specialist hospitals, not general acute ones
+
+MARKER = ".mutual-demo"
+WORKSPACE_FILES = ("control.sqlite", "control.sqlite-journal", "control.sqlite-wal", "control.sqlite-shm",
+                   "data.duckdb", "data.duckdb.wal")
+WORKSPACE_DIRS = ("archive", "tmp", "submissions")
+
+LONG, ACUTE, EXPORT = "mutual-long", "demo-acute-daily", "demo-trust-export"
+LAYOUTS = (LONG, ACUTE, EXPORT)
+
+STAFF_GROUPS = {"nursing": 0.34, "medical": 0.12, "ahp": 0.09, "other": 0.45}
+STAFF_COVID_RISK = {"nursing": 1.25, "medical": 0.9, "ahp": 1.0, "other": 0.8}
+REASONS = ("covid_sickness", "covid_isolation", "other_sickness")
+# Daily use per G&A bed and per COVID-19 inpatient (ventilator consumables follow ventilators in use).
+ITEMS = {"n95_masks": (0.6, 8.0), "surgical_masks": (2.4, 5.0), "other_respirators": (0.08, 0.4),
+         "eye_protection": (0.6, 3.0), "gowns": (0.8, 5.0), "gloves": (24.0, 30.0),
+         "ventilator_supplies": (0.0, 0.0), "oxygen": (3.0, 15.0)}
+# Whole boxes, in the layout that counts these items in boxes.
+BOXES = {"n95_masks": 20, "surgical_masks": 50, "gloves": 100}
+# (autumn wave, winter wave) strength by NHS England region; the autumn wave peaks around day 68 (early
+# November), the winter wave around day 112 (late December).
+REGION_WAVES = {"Y62": (1.0, 0.45), "Y63": (0.95, 0.4), "Y60": (0.7, 0.55), "Y56": (0.3, 1.0),
+                "Y59": (0.25, 0.9), "Y61": (0.3, 0.85), "Y58": (0.2, 0.45)}
+WAVES = ((68.0, 15.0), (112.0, 11.0))
+# 08:00 occupancy by weekday (Monday first): lowest after the weekend's discharges, highest midweek.
+WEEKDAY_OCCUPANCY = (-0.012, 0.0, 0.006, 0.008, 0.006, -0.004, -0.012)
+
+
+def _key(metric: str, **dims: str) -> str:
+    return f"{metric}|{encode_dims(dims)}" if dims else metric
+
+
+def series_keys() -> list[str]:
+    """Every series one trust reports each day, in the order Mutual's long layout lists them."""
+    keys = ["ga_beds_core_open", "ga_beds_escalation_open", "ga_beds_open", "ga_beds_occupied",
+            "cc_adult_beds_open", "cc_adult_beds_occupied", "ventilators_total", "ventilators_in_use",
+            "covid_patients_in_hospital", "covid_patients_ventilated", "covid_admissions"]
+    keys += [_key("staff_absent", staff_group=g, reason=r) for g in STAFF_GROUPS for r in REASONS]
+    keys.append(_key("staff_absent", staff_group="all", reason="all"))
+    for item in ITEMS:
+        keys += [_key(m, item=item) for m in ("supply_stock", "supply_usage", "days_of_supply")]
+    return keys
+
+
+# Reported only in the layout that has a column for them (Mutual's long layout has no `when` column).
+SHORTAGE_KEYS = [_key("staff_shortage", staff_group=g, when="now") for g in ("nursing", "medical")]
+
+
+def split_key(key: str) -> tuple[str, dict[str, str]]:
+    metric, _, dims = key.partition("|")
+    return metric, dict(kv.split("=", 1) for kv in dims.split(";")) if dims else {}
+
+
+# -- public data and the workspace ---------------------------------------------------------------------------
+
+
+def find_data_dir(data_dir: Path | None) -> Path:
+    """The folder of public data: ``data_dir``, else ``$MUTUAL_SHARED_DATA``, else the first ``shared/data``
+    above the current directory or above this package that holds the files the demo reads."""
+
+    def usable(folder: Path) -> bool:
+        return all((folder / f).is_file() for f in REQUIRED_FILES)
+
+    need = ", ".join(REQUIRED_FILES)
+    if data_dir is not None:
+        if not usable(data_dir):
+            raise WorkspaceError(f"--data {data_dir} is not the public data folder (it needs {need})")
+        return data_dir.resolve()
+    env = os.environ.get(ENV_DATA)
+    if env:
+        if not usable(Path(env).expanduser()):
+            raise WorkspaceError(f"${ENV_DATA}={env} is not the public data folder (it needs {need}); "
+                                 "fix it or pass --data DIR")
+        return Path(env).expanduser().resolve()
+    starts = [Path.cwd().resolve(), Path(__file__).resolve().parent]
+    for start in starts:
+        for folder in (start, *start.parents):
+            if usable(folder / "shared" / "data"):
+                return folder / "shared" / "data"
+    raise WorkspaceError(f"public data not found: looked for shared/data (with {need}) in every folder above "
+                         f"{starts[0]} and above {starts[1]}, and ${ENV_DATA} is not set; pass --data DIR")
+
+
+def _remove_tree(path: Path) -> None:
+    def writable(func: Callable[..., Any], name: str, _exc: Any) -> None:
+        os.chmod(os.path.dirname(name), stat.S_IRWXU)
+        os.chmod(name, stat.S_IRUSR | stat.S_IWUSR)
+        func(name)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=writable)
+    else:
+        shutil.rmtree(path, onerror=writable)
+
+
+def prepare_home(home: Path | None, seed: int) -> Workspace:
+    """A workspace to build the demo in; see *Workspace safety* in the module docstring."""
+    ws = Workspace.at(home)
+    root = ws.home
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"{root} is a file, not a folder: pass --home with a new or empty folder")
+    if (root / MARKER).is_file():
+        for name in WORKSPACE_FILES:
+            (root / name).unlink(missing_ok=True)
+        for name in WORKSPACE_DIRS:
+            if (root / name).is_dir() and not (root / name).is_symlink():
+                _remove_tree(root / name)
+    elif ws.exists:
+        with open_mutual(root) as m:
+            n = len(m.submissions())
+        if n:
+            raise WorkspaceError(f"{root} is a Mutual workspace with {n} submissions that the demo did not "
+                                 "make; it was left as it is: pass --home with a new or empty folder")
+        if (root / "submissions").exists():
+            raise WorkspaceError(f"{root}/submissions already exists; the demo writes its files there and will "
+                                 "not overwrite yours: pass --home with a new or empty folder")
+    elif root.exists() and any(root.iterdir()):
+        raise WorkspaceError(f"{root} is not empty and is not a Mutual workspace; the demo will not write into "
+                             "it: pass --home with a new or empty folder")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(f"Built by `mutual demo --seed {seed}`. Running the demo again here deletes this "
+                               "workspace's data and builds it afresh.\n", encoding="utf-8")
+    return ws
+
+
+# -- the trusts ----------------------------------------------------------------------------------------------
+
+
+def real_capacity(path: Path) -> dict[str, tuple[float, float]]:
+    """Median G&A beds open and adult critical care beds open per trust in a real winter's sitreps."""
+    ga: dict[str, list[float]] = {}
+    cc: dict[str, list[float]] = {}
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            code = (row.get("Code") or "").strip()
+            if not code or code == "-":
+                continue
+            for store, column in ((ga, "G&A Beds Open"), (cc, "CC Adult Open")):
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    store.setdefault(code, []).append(float(row[column]))
+    return {code: (statistics.median(values), statistics.median(cc.get(code) or [0.0]))
+            for code, values in sorted(ga.items())}
+
+
+@dataclass(frozen=True)
+class Trust:
+    """One synthetic trust: a real organisation with simulated size, epidemic and habits."""
+
+    code: str
+    name: str
+    region: str
+    stp: str
+    layout: str
+    ga_beds: int
+    cc_beds: int
+    headcount: int
+    waves: tuple[float, float]
+    covid_factor: float
+    wave_shift: float
+    stock_days: float  # the stock level the trust orders up to, in days of use
+    review_every: int  # days between orders
+    shortfall: str | None = None  # an item whose deliveries fall short during the autumn wave
+    defect: str | None = None
+
+
+def pick_trusts(orgs: Sequence[Org], capacity: dict[str, tuple[float, float]], seed: int,
+                n: int = N_TRUSTS) -> list[Trust]:
+    """``n`` open acute trusts with coordinates, an STP and real beds, chosen and described from the seed."""
+    kinds = {o.code: o.kind for o in orgs}
+    candidates = sorted(o.code for o in orgs
+                        if o.kind == OrgKind.TRUST and o.close_date is None and o.lat is not None
+                        and o.lon is not None and o.parent is not None and kinds.get(o.parent) == OrgKind.STP
+                        and o.region in REGION_WAVES and capacity.get(o.code, (0.0, 0.0))[0] >= MIN_GA_BEDS)
+    if len(candidates) < n:
+        raise WorkspaceError(f"only {len(candidates)} open acute trusts with coordinates and an STP were found in "
+                             f"the organisation files; the demo needs {n}")
+    rng = random.Random(f"mutual-demo:{seed}:trusts")
+    chosen = sorted(rng.sample(candidates, n))
+    layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(n)]
+    rng.shuffle(layouts)
+    by_code = {o.code: o for o in orgs}
+    trusts = []
+    for code, layout in zip(chosen, layouts, strict=True):
+        org = by_code[code]
+        ga, cc = capacity[code]
+        assert org.region is not None and org.parent is not None
+        trusts.append(Trust(
+            code=code, name=org.name, region=org.region, stp=org.parent, layout=layout, ga_beds=round(ga),
+            cc_beds=max(6, round(cc)) if cc > 0 else max(6, round(ga * 0.035)),
+            headcount=round(ga * rng.uniform(9.5, 12.5)), waves=REGION_WAVES[org.region],
+            covid_factor=min(1.6, max(0.5, rng.lognormvariate(0.0, 0.25))), wave_shift=rng.uniform(-6.0, 6.0),
+            stock_days=rng.uniform(18.0, 35.0), review_every=rng.choice((3, 7, 7)),
+        ))
+    for code in rng.sample(chosen, 3):
+        i = chosen.index(code)
+        trusts[i] = replace(trusts[i], shortfall=rng.choice(("n95_masks", "gowns", "eye_protection")))
+    return assign_defects(trusts, rng)
+
+
+DEFECTS = {
+    # defect: (layout, what is wrong)
+    "percent": (ACUTE, "wrong units: G&A beds occupied given as a percentage for a week; resent corrected"),
+    "hours": (EXPORT, "wrong units: days of supply given in hours"),
+    "typo": (LONG, "mistyped trust code on one day's rows; that day resent"),
+    "missing": (ACUTE, "missing values (N/A, -, blanks) and a few 'TBC'"),
+    "duplicates": (LONG, "one day's rows repeated, and a conflicting second value for one key"),
+    "corrupt": (ACUTE, "truncated mid-line, invalid UTF-8 and an unterminated quote; resent whole"),
+    "unreadable": (EXPORT, "a spreadsheet saved with a .csv name; resent as CSV"),
+}
+
+
+def assign_defects(trusts: list[Trust], rng: random.Random) -> list[Trust]:
+    used: set[str] = set()
+    out = list(trusts)
+    for defect, (layout, _) in DEFECTS.items():
+        pool = [t.code for t in out if t.layout == layout and t.code not in used and t.shortfall is None]
+        code = rng.choice(pool)
+        used.add(code)
+        i = next(j for j, t in enumerate(out) if t.code == code)
+        # The trust whose days of supply arrive in hours keeps deep stocks, so every value in hours is far
+        # beyond the catalogue's bound of 365 days.
+        extra: dict[str, Any] = {"stock_days": 45.0, "review_every": 1} if defect == "hours" else {}
+        out[i] = replace(out[i], defect=defect, **extra)
+    return out
+
+
+# -- the simulation ------------------------------------------------------------------------------------------
+
+
+def _wave(day: float, peak: float, width: float) -> float:
+    return math.exp(-0.5 * ((day - peak) / width) ** 2)
+
+
+def _poisson_like(rng: random.Random, mean: float) -> int:
+    return max(0, round(mean + math.sqrt(max(mean, 0.0)) * rng.gauss(0.0, 1.0)))
+
+
+def simulate(trust: Trust, seed: int, days: int = DAYS) -> list[dict[str, float]]:
+    """One dict of series key -> value per day; all values within the catalogue's bounds and consistent:
+    core + escalation = open, occupied <= open, COVID-19 inpatients <= occupied, ventilated <= in use <= held,
+    critical care occupied <= open."""
+    rng = random.Random(f"mutual-demo:{seed}:simulate:{trust.code}")
+
+    def load(d: float) -> float:
+        return 0.015 + sum(a * _wave(d, peak + trust.wave_shift, width)
+                           for a, (peak, width) in zip(trust.waves, WAVES, strict=True))
+
+    ga = trust.ga_beds
+    core_base = round(ga * 0.97)
+    # The ventilator fleet changes now and then: deliveries, loans to and from other trusts, units condemned.
+    fleet_base = math.ceil(trust.cc_beds * 1.9) + 6
+    vent_total = fleet_base
+    covid_noise = occ_noise = 0.0
+    stock: dict[str, float] = {}
+    recent_use: dict[str, list[float]] = {item: [] for item in ITEMS}
+    # Each item has its own stock target and delivery day.
+    targets = {item: trust.stock_days * rng.uniform(0.75, 1.3) for item in ITEMS}
+    delivery = {item: rng.randrange(trust.review_every) for item in ITEMS}
+    out = []
+    for d in range(days):
+        day = START + timedelta(days=d)
+        v: dict[str, float] = {}
+        covid_noise = 0.7 * covid_noise + rng.gauss(0.0, 0.04)
+        covid_target = load(d) * 0.28 * ga * trust.covid_factor
+        pressure = min(1.0, covid_target / (0.3 * ga))
+        # Core beds: fewer in a wave (bays closed for infection control), and a few closed on any day.
+        closed = max(0, round(rng.gauss(0.004, 0.004) * core_base))
+        core = round(core_base * (1 - 0.04 * pressure)) - closed
+        escalation = max(0, round(ga * (0.004 + 0.06 * pressure) + rng.gauss(0.0, 1.2)))
+        beds = core + escalation
+        occ_noise = 0.6 * occ_noise + rng.gauss(0.0, 0.006)
+        rate = min(0.98, max(0.85, 0.905 + 0.05 * pressure + WEEKDAY_OCCUPANCY[day.weekday()] + occ_noise))
+        occupied = round(beds * rate)
+        covid = min(occupied, max(0, round(covid_target * (1 + covid_noise))))
+        if rng.random() < 0.15:
+            vent_total = min(fleet_base + 12, max(fleet_base - 3, vent_total + rng.choice((-2, -1, 1, 2, 3))))
+        cc_open = min(vent_total, max(1, round(trust.cc_beds * (1 + 0.9 * pressure) + rng.gauss(0.0, 0.7))))
+        cc_rate = min(1.0, max(0.4, 0.74 + 0.2 * pressure + rng.gauss(0.0, 0.04)))
+        cc_occupied = min(cc_open, round(cc_open * cc_rate))
+        ventilated = min(cc_occupied, max(0, round(covid * 0.085 * (1 + rng.gauss(0.0, 0.1)))))
+        in_use = min(vent_total, ventilated + round((cc_occupied - ventilated) * 0.42))
+        admissions = _poisson_like(rng, load(d + 4) * 0.28 * ga * trust.covid_factor / 7.5)
+        v.update({"ga_beds_core_open": core, "ga_beds_escalation_open": escalation, "ga_beds_open": beds,
+                  "ga_beds_occupied": occupied, "cc_adult_beds_open": cc_open,
+                  "cc_adult_beds_occupied": cc_occupied, "ventilators_total": vent_total,
+                  "ventilators_in_use": in_use, "covid_patients_in_hospital": covid,
+                  "covid_patients_ventilated": ventilated, "covid_admissions": admissions})
+
+        community = load(d + 7)
+        total_absent = 0
+        absent_share: dict[str, float] = {}
+        for group, share in STAFF_GROUPS.items():
+            staff = trust.headcount * share
+            rates = {"covid_sickness": 0.0015 + 0.016 * community * STAFF_COVID_RISK[group],
+                     "covid_isolation": 0.002 + 0.02 * community * STAFF_COVID_RISK[group],
+                     "other_sickness": 0.034 + 0.008 * d / days + (0.003 if day.weekday() == 0 else 0.0)}
+            group_absent = 0
+            for reason in REASONS:
+                n = max(0, round(staff * rates[reason] * (1 + rng.gauss(0.0, 0.06))))
+                v[_key("staff_absent", staff_group=group, reason=reason)] = n
+                group_absent += n
+            total_absent += group_absent
+            absent_share[group] = group_absent / staff
+        v[_key("staff_absent", staff_group="all", reason="all")] = total_absent
+        v[SHORTAGE_KEYS[0]] = 1 if absent_share["nursing"] > 0.075 else 0
+        v[SHORTAGE_KEYS[1]] = 1 if absent_share["medical"] > 0.07 else 0
+
+        for item, (per_bed, per_covid) in ITEMS.items():
+            mean_use = 2.0 * in_use + 1.0 if item == "ventilator_supplies" else per_bed * ga + per_covid * covid
+            use = max(1, round(mean_use * (1 + rng.gauss(0.0, 0.05))))
+            history = recent_use[item]
+            history.append(use)
+            usual = sum(history[-7:]) / len(history[-7:])  # days of supply are counted at the week's usual use
+            if item not in stock:
+                stock[item] = targets[item] * use * rng.uniform(0.55, 1.0)
+            elif d % trust.review_every == delivery[item]:
+                order = max(0.0, targets[item] * usual - stock[item])
+                if item == trust.shortfall and 55 <= d <= 85:
+                    order *= 0.25  # the supplier delivers a quarter of the order
+                stock[item] += order
+            on_hand = math.floor(stock[item])
+            if trust.layout == EXPORT and item in BOXES:
+                on_hand -= on_hand % BOXES[item]
+            v[_key("supply_stock", item=item)] = on_hand
+            v[_key("supply_usage", item=item)] = use
+            v[_key("days_of_supply", item=item)] = round(on_hand / usual, 1)
+            stock[item] = max(0.0, stock[item] - use)
+        out.append(v)
+    return out
+
+
+# -- the files -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoFile:
+    """One file a trust sends, as the demo writes it."""
+
+    name: str
+    trust: Trust
+    layout: str
+    first: date
+    last: date
+    received_at: datetime
+    defect: str = ""
+    note: str = ""
+    data: bytes = b""
+
+    @property
+    def org_option(self) -> str | None:
+        """The organisation to name on ingest: only for the layout that has no organisation column."""
+        return self.trust.code if self.layout == EXPORT else None
+
+
+Grid = list[list[str]]
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _rows_long(trust: Trust, days: list[tuple[date, dict[str, float]]], org: str | None = None) -> Grid:
+    grid = [["org", "metric", "date", "value", "staff_group", "reason", "item"]]
+    for day, values in days:
+        for key in series_keys():
+            metric, dims = split_key(key)
+            grid.append([org or trust.code, metric, day.isoformat(), _fmt(values[key]), dims.get("staff_group", ""),
+                         dims.get("reason", ""), dims.get("item", "")])
+    return grid
+
+
+def _wide_columns(spec: Spec) -> list[tuple[str, str, float, dict[float, str]]]:
+    """(heading, series key, scale, value -> label) for each value column of a wide spec, in spec order."""
+    cols = []
+    for heading, cmap in spec.columns.items():
+        labels: dict[float, str] = {}
+        for label, value in cmap.value_map.items():
+            labels.setdefault(value, label)
+        cols.append((heading, _key(cmap.metric, **cmap.dims), cmap.scale, labels))
+    return cols
+
+
+def _rows_wide(trust: Trust, layout: str, days: list[tuple[date, dict[str, float]]]) -> Grid:
+    spec = find_spec(layout)
+    cols = _wide_columns(spec)
+    if layout == ACUTE:
+        header = ["Trust Code", "Report Date"] + [c[0] for c in cols]
+    else:
+        header = ["Census Date"] + [c[0] for c in cols] + list(spec.derived)
+    grid = [header]
+    for day, values in days:
+        row = [trust.code, day.strftime("%d/%m/%Y")] if layout == ACUTE else [day.strftime("%d-%b-%Y")]
+        for _, key, scale, labels in cols:
+            value = values[key]
+            row.append(labels[value] if labels else _fmt(value / scale))
+        if layout == EXPORT:
+            row.append(f"{values['ga_beds_occupied'] / values['ga_beds_open']:.4f}")
+        grid.append(row)
+    return grid
+
+
+def _csv_bytes(grid: Grid, *, crlf: bool = False) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n" if crlf else "\n").writerows(grid)
+    return buf.getvalue().encode("utf-8")
+
+
+def _grid(trust: Trust, days: list[tuple[date, dict[str, float]]]) -> Grid:
+    return _rows_long(trust, days) if trust.layout == LONG else _rows_wide(trust, trust.layout, days)
+
+
+def _render(trust: Trust, grid: Grid) -> bytes:
+    # The bed-management export comes from a Windows system: CRLF line ends and a byte-order mark.
+    if trust.layout == EXPORT:
+        return b"\xef\xbb\xbf" + _csv_bytes(grid, crlf=True)
+    return _csv_bytes(grid)
+
+
+def _mistype(code: str, known: set[str]) -> str:
+    """A plausible slip in typing an ODS code (R1H -> R1J) that is not itself a known code."""
+    typos = [code[:i] + ch + code[i + 1:] for i in range(len(code) - 1, 0, -1) for ch in "JKGHXQ0O1I"]
+    return next(t for t in typos if t != code and t not in known)
+
+
+def _received(rng: random.Random, last: date, day_offset: int = 1, hour: int = 7) -> datetime:
+    return datetime.combine(last + timedelta(days=day_offset), time(hour)) + timedelta(minutes=rng.randrange(150))
+
+
+def make_files(trusts: list[Trust], series: dict[str, list[dict[str, float]]], seed: int,
+               known_codes: set[str]) -> list[DemoFile]:
+    """Every file the trusts send, with the broken ones broken, in order of receipt."""
+    files: list[DemoFile] = []
+    periods = [(START + timedelta(days=i), START + timedelta(days=min(i + PERIOD_DAYS, DAYS) - 1))
+               for i in range(0, DAYS, PERIOD_DAYS)]
+    for trust in trusts:
+        rng = random.Random(f"mutual-demo:{seed}:files:{trust.code}")
+        broken_period = rng.randrange(1, len(periods))
+        for p, (first, last) in enumerate(periods):
+            days = [(first + timedelta(days=i), series[trust.code][(first - START).days + i])
+                    for i in range((last - first).days + 1)]
+            name = f"{trust.code}_{first:%Y%m%d}-{last:%Y%m%d}.csv"
+            f = DemoFile(name=name, trust=trust, layout=trust.layout, first=first, last=last,
+                         received_at=_received(rng, last))
+            grid = _grid(trust, days)
+            f.data = _render(trust, grid)
+            if trust.defect and p == broken_period:
+                files += _break(f, grid, days, rng, known_codes)
+            else:
+                files.append(f)
+    files.sort(key=lambda f: (f.received_at, f.name))
+    return files
+
+
+def _break(f: DemoFile, grid: Grid, days: list[tuple[date, dict[str, float]]], rng: random.Random,
+           known_codes: set[str]) -> list[DemoFile]:
+    """The broken version of ``f`` (and any file the trust sends to put it right)."""
+    trust, defect = f.trust, f.trust.defect or ""
+    f.defect, f.note = defect, DEFECTS[defect][1]
+    header = grid[0]
+    later = _received(rng, f.last, hour=14)
+    stem = f.name.removesuffix(".csv")
+    if defect == "percent":
+        col = header.index("G&A Beds Occupied")
+        start = rng.randrange(1, len(grid) - 7)
+        week = list(range(start, start + 7))
+        for r in week:
+            values = days[r - 1][1]
+            grid[r][col] = f"{100 * values['ga_beds_occupied'] / values['ga_beds_open']:.1f}%"
+        f.data = _render(trust, grid)
+        fix = DemoFile(name=f"{stem}_corrected.csv", trust=trust, layout=f.layout, first=days[week[0] - 1][0],
+                       last=days[week[-1] - 1][0], received_at=later, defect="correction",
+                       note=f"resends {f.name}'s week of percentages as bed counts")
+        fix.data = _render(trust, _grid(trust, [days[r - 1] for r in week]))
+        return [f, fix]
+    if defect == "hours":
+        for c, heading in enumerate(header):
+            if heading.endswith("days left"):
+                for row in grid[1:]:
+                    row[c] = str(round(float(row[c]) * 24))
+        f.data = _render(trust, grid)
+        return [f]
+    if defect == "typo":
+        typo = _mistype(trust.code, known_codes)
+        i = rng.randrange(len(days))
+        for row in grid[1:]:
+            if row[2] == days[i][0].isoformat():
+                row[0] = typo
+        f.data = _render(trust, grid)
+        f.note = f"mistyped trust code {typo} for {trust.code} on {days[i][0]:%d %b}'s rows; that day resent"
+        fix = DemoFile(name=f"{trust.code}_{days[i][0]:%Y%m%d}_resend.csv", trust=trust, layout=f.layout,
+                       first=days[i][0], last=days[i][0], received_at=later, defect="correction",
+                       note=f"resends {days[i][0]:%d %b} with the right trust code")
+        fix.data = _render(trust, _rows_long(trust, [days[i]]))
+        return [f, fix]
+    if defect == "missing":
+        for r in rng.sample(range(1, len(grid)), 10):
+            for c in rng.sample(range(2, len(header)), 6):
+                grid[r][c] = rng.choice(("N/A", "-", "", "", " "))
+        for r, c in zip(rng.sample(range(1, len(grid)), 3), rng.sample(range(2, len(header)), 3), strict=True):
+            grid[r][c] = "TBC"
+        f.data = _render(trust, grid)
+        return [f]
+    if defect == "duplicates":
+        day = days[rng.randrange(len(days))][0].isoformat()
+        block = [list(row) for row in grid[1:] if row[2] == day]
+        conflict = next(list(row) for row in grid[1:] if row[1] == "ga_beds_occupied" and row[2] != day)
+        conflict[3] = str(int(conflict[3]) + 12)
+        grid.extend(block)
+        grid.append(conflict)
+        f.data = _render(trust, grid)
+        return [f]
+    if defect == "corrupt":
+        lines = f.data.split(b"\n")
+        cut = len(lines) * 2 // 3
+        bad = lines[cut - 4].split(b",")
+        bad[5] = bad[5][:1] + b"\xff\xfe" + bad[5][1:]  # invalid UTF-8 inside a value
+        lines[cut - 4] = b",".join(bad)
+        quoted = lines[cut - 2].split(b",")
+        quoted[7] = b'"' + quoted[7]  # a quote that is never closed
+        lines[cut - 2] = b",".join(quoted)
+        tail = lines[cut][: len(lines[cut]) // 2]  # the transfer stopped mid-line ...
+        garbage = bytes(b for b in rng.randbytes(48) if b not in b"\r\n")  # ... after some garbage
+        f.data = b"\n".join(lines[:cut]) + b"\n" + tail + garbage
+        resend = DemoFile(name=f"{stem}_resend.csv", trust=trust, layout=f.layout, first=f.first, last=f.last,
+                          received_at=later, defect="correction", note=f"resends {f.name} whole")
+        resend.data = _render(trust, _grid(trust, days))
+        return [f, resend]
+    if defect == "unreadable":
+        xlsx = DemoFile(name=f"{stem}.csv", trust=trust, layout=f.layout, first=f.first, last=f.last,
+                        received_at=f.received_at, defect=defect, note=DEFECTS[defect][1])
+        xlsx.data = b"PK\x03\x04\x14\x00\x06\x00\x08\x00" + rng.randbytes(2048)
+        f.name, f.received_at, f.defect = f"{stem}_export.csv", later, "correction"
+        f.note = f"resends {xlsx.name} as CSV"
+        return [xlsx, f]
+    raise AssertionError(defect)
+
+
+MANIFEST_COLUMNS = ["file", "trust", "trust_name", "layout", "spec", "org_option", "first_day", "last_day",
+                    "received_at", "defect", "note"]
+
+
+def write_files(folder: Path, files: list[DemoFile]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: Grid = [MANIFEST_COLUMNS]
+    for f in files:
+        (folder / f.name).write_bytes(f.data)
+        rows.append([f.name, f.trust.code, f.trust.name, f.layout, f.layout, f.org_option or "",
+                     f.first.isoformat(), f.last.isoformat(), f.received_at.isoformat(sep=" "), f.defect, f.note])
+    (folder / "MANIFEST.csv").write_bytes(_csv_bytes(rows))
+
+
+# -- the run and its summary ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    source: str  # the layout, or "real winter"
+    defect: str
+    note: str
+    status: str  # loaded, rejected or already
+    submission_id: int | None
+    accepted: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+    missing: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class RuleCount:
+    severity: str
+    rule: str
+    n: int
+    example: str
+    file: str
+
+
+@dataclass
+class DemoSummary:
+    home: Path
+    data_dir: Path
+    seed: int
+    trusts: int
+    stps: int
+    regions: int
+    first_day: date
+    last_day: date
+    days: int
+    files: list[FileOutcome]
+    rules: list[RuleCount]
+    store: dict[str, Any]
+
+    def total(self, attr: str, source: str | None = None) -> int:
+        return sum(int(getattr(f, attr)) for f in self.files if source is None or f.source == source)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.status == "loaded" for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.status == "rejected" for f in self.files)
+
+    def counts(self) -> dict[str, Any]:
+        """The numbers of this run, without where it ran: the same seed gives the same dict."""
+        return {"seed": self.seed, "trusts": self.trusts, "days": self.days, "first": self.first_day,
+                "last": self.last_day, "loaded": self.loaded, "rejected": self.rejected,
+                "files": [(f.name, f.status, f.accepted, f.stored, f.quarantined, f.warnings, f.missing,
+                           sorted(f.rules.items())) for f in self.files],
+                "rules": [(r.severity, r.rule, r.n, r.example, r.file) for r in self.rules],
+                "store": self.store}
+
+
+def _issue_rules(m: Mutual) -> tuple[list[RuleCount], dict[int, dict[str, int]]]:
+    """Issue counts by rule with the first example of each (first by submission and line), and by submission."""
+    import ibis
+
+    t = m.store.ibis.table("quality_issue")
+    summary = m.store.issue_summary().to_pyarrow().to_pylist()
+    w = ibis.window(group_by=[t.severity, t.rule], order_by=[t.submission_id, t.row_num, t.col, t.message])
+    first = (t.mutate(rank=ibis.row_number().over(w)).filter(lambda x: x.rank == 0)
+             .select("severity", "rule", "message", "submission_id").to_pyarrow().to_pylist())
+    examples = {(r["severity"], r["rule"]): r for r in first}
+    names = {s.id: s.filename for s in m.submissions()}
+    rules = [RuleCount(r["severity"], r["rule"], int(r["n"]), examples[(r["severity"], r["rule"])]["message"],
+                       names.get(examples[(r["severity"], r["rule"])]["submission_id"], ""))
+             for r in summary]
+    rules.sort(key=lambda r: (r.severity != "error", -r.n, r.rule))
+    per_sub = (t.group_by(["submission_id", "rule"]).aggregate(n=t.count()).to_pyarrow().to_pylist())
+    by_sub: dict[int, dict[str, int]] = {}
+    for r in per_sub:
+        by_sub.setdefault(int(r["submission_id"]), {})[r["rule"]] = int(r["n"])
+    return rules, by_sub
+
+
+def _ingest(m: Mutual, path: Path, *, spec: str, org: str | None, received_at: datetime, source: str,
+            defect: str = "", note: str = "") -> FileOutcome:
+    try:
+        result = m.ingest(path, spec=spec, org=org, received_at=received_at, submitted_by="mutual demo")
+    except IngestError as exc:
+        rejected = [s for s in m.submissions() if s.filename == path.name and s.status == "rejected"]
+        return FileOutcome(path.name, source, defect, note, "rejected", rejected[-1].id if rejected else None,
+                           error=str(exc))
+    s = result.submission
+    return FileOutcome(path.name, source, defect, note, "already" if result.already else "loaded", s.id,
+                       accepted=s.accepted, stored=s.stored, quarantined=s.quarantined, warnings=s.warnings,
+                       missing=s.missing)
+
+
+def build_demo(home: Path | None, *, seed: int, data_dir: Path | None,
+               progress: Callable[[str], None] = lambda _: None) -> DemoSummary:
+    """Build the demo workspace and return its summary (``run_demo`` prints it)."""
+    data = find_data_dir(data_dir)
+    ws = prepare_home(home, seed)
+    with open_mutual(ws.home, create=True) as m:
+        progress("importing organisations")
+        for name in ORG_FILES:
+            m.import_orgs(data / name)
+        orgs = m.orgs()
+        progress("simulating the trusts")
+        trusts = pick_trusts(orgs, real_capacity(data / REAL_WINTER), seed)
+        series = {t.code: simulate(t, seed) for t in trusts}
+        files = make_files(trusts, series, seed, {o.code for o in orgs})
+        folder = ws.home / "submissions"
+        write_files(folder, files)
+
+        progress(f"ingesting {REAL_WINTER}")
+        real_last = _last_date(data / REAL_WINTER)
+        outcomes = [_ingest(m, data / REAL_WINTER, spec="nhse-uec-sitrep-series", org=None,
+                            received_at=datetime.combine(real_last + timedelta(days=1), time(9, 30)),
+                            source="real winter", note="NHS England UEC sitreps, published after the winter")]
+        for i, f in enumerate(files, start=1):
+            progress(f"ingesting submission {i} of {len(files)}: {f.name}")
+            outcomes.append(_ingest(m, folder / f.name, spec=f.layout, org=f.org_option, received_at=f.received_at,
+                                    source=f.layout, defect=f.defect, note=f.note))
+        progress("summarising")
+        rules, by_sub = _issue_rules(m)
+        for o in outcomes:
+            if o.submission_id is not None:
+                o.rules = by_sub.get(o.submission_id, {})
+        stats = m.store.stats()
+    return DemoSummary(home=ws.home, data_dir=data, seed=seed, trusts=len(trusts),
+                       stps=len({t.stp for t in trusts}), regions=len({t.region for t in trusts}),
+                       first_day=START, last_day=START + timedelta(days=DAYS - 1), days=DAYS, files=outcomes,
+                       rules=rules, store=stats)
+
+
+def _last_date(path: Path) -> date:
+    last = date.min
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            with contextlib.suppress(ValueError):
+                last = max(last, date.fromisoformat((row.get("Date") or "")[:10]))
+    return last
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def print_summary(s: DemoSummary, console: Console) -> None:
+    store = s.store
+    head = Table(title=f"Mutual demo (seed {s.seed})", show_header=False, title_justify="left")
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column()
+    head.add_row("workspace", str(s.home))
+    head.add_row("trusts", f"{s.trusts} synthetic (real acute trusts in {s.stps} STPs and {s.regions} regions)")
+    head.add_row("days", f"{s.days} synthetic, {s.first_day:%d %b %Y} to {s.last_day:%d %b %Y}")
+    head.add_row("real winter", f"{REAL_WINTER} (in {s.data_dir})")
+    head.add_row("submissions", f"{s.loaded} loaded, {s.rejected} rejected; the files are in "
+                 f"{s.home / 'submissions'} (see MANIFEST.csv)")
+    head.add_row("values", f"{_n(s.total('accepted'))} accepted ({_n(s.total('stored'))} new or changed), "
+                 f"{_n(s.total('quarantined'))} quarantined, {_n(s.total('warnings'))} warnings, "
+                 f"{_n(s.total('missing'))} not reported")
+    head.add_row("in the store", f"{_n(int(store['values']))} current values for {store['orgs']} organisations "
+                 f"on {store['days']} days, {store['first']} to {store['last']}")
+    console.print(head)
+
+    subs = Table(title="Values by layout", title_justify="left", box=box.SIMPLE_HEAD)
+    subs.add_column("layout", no_wrap=True)
+    for heading in ("files", "accepted", "quarantined", "warnings", "not reported"):
+        subs.add_column(heading, justify="right", no_wrap=True)
+    for source in (*LAYOUTS, "real winter", None):
+        group = [f for f in s.files if source is None or f.source == source]
+        subs.add_row(source or "total", _n(len(group)),
+                     *(_n(s.total(a, source)) for a in ("accepted", "quarantined", "warnings", "missing")),
+                     end_section=source == "real winter", style="bold" if source is None else None)
+    console.print(subs)
+
+    for severity, title in (("error", "Top reasons values were quarantined"),
+                            ("warning", "Top warnings (values accepted and flagged)")):
+        table = Table(title=title, title_justify="left")
+        table.add_column("rule", no_wrap=True)
+        table.add_column("issues", justify="right", no_wrap=True)
+        table.add_column("first example")
+        for r in [r for r in s.rules if r.severity == severity][:6]:
+            table.add_row(r.rule, _n(r.n), f"{r.example} [dim]({r.file})[/dim]")
+        console.print(table)
+
+    broken = Table(title="The broken files, and the files sent to put them right", title_justify="left")
+    broken.add_column("file and what is wrong with it")
+    broken.add_column("what Mutual did")
+    for f in s.files:
+        if not f.defect:
+            continue
+        if f.status == "rejected":
+            did = f"rejected: {f.error[:150]}" + ("..." if len(f.error) > 150 else "")
+        else:
+            top = ", ".join(f"{rule} {n}" for rule, n in sorted(f.rules.items(), key=lambda x: (-x[1], x[0])))
+            did = (f"{_n(f.accepted)} accepted ({_n(f.stored)} new or changed), {_n(f.quarantined)} quarantined, "
+                   f"{_n(f.warnings)} warnings, {_n(f.missing)} not reported" + (f" ({top})" if top else ""))
+        broken.add_row(f"[bold]{f.name}[/bold]\n{f.note}", did)
+    console.print(broken)
+    console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
+                  f"mutual query --metric ga_beds_occupied --home {s.home}", highlight=False, soft_wrap=True)
+
+
+def run_demo(home: Path | None, *, seed: int, data_dir: Path | None, console: Console) -> None:
+    """Build the demo workspace (see the module docstring) and print its summary."""
+    with console.status("building the demo") as status:
+        summary = build_demo(home, seed=seed, data_dir=data_dir,
+                             progress=lambda text: status.update(f"demo: {text}"))
+    print_summary(summary, console)
+
+
+__all__ = ["DemoSummary", "Trust", "build_demo", "find_data_dir", "pick_trusts", "prepare_home", "run_demo",
+           "simulate"]
+
