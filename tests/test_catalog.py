@@ -27,7 +27,7 @@ def test_staff_absence_has_staff_group_and_reason_dimensions() -> None:
 def test_days_of_supply_covers_ppe_and_ventilator_consumables() -> None:
     c = load_catalog()
     dos = c.get("days_of_supply")
-    assert dos.kind == Kind.STOCK_DAYS and dos.dims == ["item"]
+    assert dos.kind == Kind.STOCK_DAYS and dos.dims == ["item", "bound"]
     assert {"gowns", "gloves", "n95_masks", "ventilator_supplies"} <= set(c.dimensions["item"])
 
 

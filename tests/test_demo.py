@@ -218,7 +218,7 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
     assert by["missing"].missing > 0 and by["missing"].rules.get("not_a_number") == 3
     assert by["duplicates"].rules.get("duplicate") == per_day and by["duplicates"].rules.get("conflict") == 2
     assert by["corrupt"].rules.get("malformed_line", 0) >= 1 and by["corrupt"].rules.get("encoding") == 1
-    assert by["unreadable"].status == "rejected" and "Census Date" in by["unreadable"].error
+    assert by["unreadable"].status == "rejected" and "not a readable spreadsheet" in by["unreadable"].error
     typo = demo._mistype(by["typo"].name[:3], {o.code for o in open_orgs(home)})
     assert next(r.example for r in s.rules if r.rule == "unknown_org").startswith(f"organisation {typo} is not known")
 

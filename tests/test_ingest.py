@@ -198,7 +198,8 @@ def test_a_file_without_an_organisation_column_needs_org(small_orgs: Mutual, sha
     assert (s.accepted, s.quarantined) == (7, 0)
     rows = small_orgs.store.con.execute(
         "SELECT dims, value FROM observation WHERE metric = 'days_of_supply' ORDER BY dims").fetchall()
-    assert {("item=gloves", 15.0), ("item=n95_masks", 1.0), ("item=ventilator_supplies", 0.0)} <= set(rows)
+    assert {("bound=lower;item=gloves", 15.0), ("bound=lower;item=n95_masks", 1.0),
+            ("bound=lower;item=ventilator_supplies", 0.0)} <= set(rows)
 
 
 def test_a_quarantined_value_can_be_released_once_confirmed(small_orgs: Mutual, tmp_path: Path) -> None:

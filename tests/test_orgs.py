@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -70,3 +71,44 @@ def test_the_real_files_build_the_hierarchy(real_orgs: Mutual) -> None:
     trusts = [o for o in orgs.values() if o.kind == OrgKind.TRUST]
     assert len(trusts) >= 220
     assert all(o.region for o in trusts if o.code.startswith("R")), "every English trust has a region"
+
+
+def test_fhir_location_and_organization_resources_become_organisations(shared_data: Path) -> None:
+    folder = shared_data / "hl7-saner-examples"
+    layout, (state,), _ = read_org_file(folder / "Location-states-NJ.json")
+    assert layout == "fhir"
+    assert (state.code, state.name, state.kind) == ("NJ", "New Jersey", OrgKind.REGION), \
+        "a SANER state Location states-XX is the US state with USPS code XX"
+    assert (state.lat, state.lon) == (40.1907, 74.6728), "the position as published (its longitude lacks the minus)"
+    _, (dph,), _ = read_org_file(folder / "Organization-NJ-DPH.json")
+    assert (dph.code, dph.name, dph.kind) == ("NJ-DPH", "New Jersey Department of Public Health", OrgKind.AGGREGATE)
+
+
+def test_a_fhir_bundle_of_organisations_prefers_the_ods_code_and_keeps_parents(tmp_path: Path) -> None:
+    ods = "https://fhir.nhs.uk/Id/ods-organization-code"
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Organization", "id": "x1", "name": "Royal Free",
+                      "identifier": [{"system": "urn:other", "value": "zz"}, {"system": ods, "value": "RAL"}],
+                      "partOf": {"reference": "Organization/QMJ", "identifier": {"system": ods, "value": "QMJ"}}}},
+        {"resource": {"resourceType": "Location", "id": "ward-7", "name": "Ward 7",
+                      "position": {"latitude": 51.5, "longitude": -0.16}, "partOf": {"reference": "Location/site"}}},
+        {"resource": {"resourceType": "MeasureReport", "id": "ignored"}}]}
+    f = tmp_path / "orgs.json"
+    f.write_text(json.dumps(bundle))
+    _, orgs, _ = read_org_file(f)
+    assert [(o.code, o.kind, o.parent) for o in orgs] == [("RAL", OrgKind.TRUST, "QMJ"),
+                                                         ("ward-7", OrgKind.SITE, "site")]
+    assert (orgs[1].lat, orgs[1].lon) == (51.5, -0.16)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"resourceType": "Location", ', "not valid JSON"),
+    ('{"resourceType": "Patient", "id": "p"}', "no FHIR Location or Organization"),
+    ('{"resourceType": "Location", "id": "l", "position": {"latitude": "north"}}', r"Location: .*position"),
+])
+def test_a_fhir_file_that_holds_no_readable_organisation_is_refused(content: str, expected: str,
+                                                                    tmp_path: Path) -> None:
+    f = tmp_path / "orgs.json"
+    f.write_text(content)
+    with pytest.raises(OrgFileError, match=expected):
+        read_org_file(f)

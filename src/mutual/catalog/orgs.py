@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
@@ -15,6 +17,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -161,6 +164,8 @@ def read_successors(text: str) -> list[tuple[str, str, date]]:
 def read_org_file(path: Path) -> tuple[str, list[Org], list[tuple[str, str, date]]]:
     """Detect the layout of ``path`` from its first line; return (layout name, orgs, successors)."""
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    if text.lstrip().startswith("{"):
+        return "fhir", read_fhir_orgs(text, path.name), []
     first = next(csv.reader(io.StringIO(text)), [])
     header = {c.strip() for c in first}
     if {"STP_code", "code", "Trust"} <= header:
@@ -175,7 +180,155 @@ def read_org_file(path: Path) -> tuple[str, list[Org], list[tuple[str, str, date
         return "ods-successors", [], read_successors(text)
     raise OrgFileError(
         f"{path.name}: not an organisation file Mutual reads (ODS etr.csv or succ.csv, the geocoded trust "
-        "list, the trust-STP lookup, or a CSV with columns code,name,kind,parent)")
+        "list, the trust-STP lookup, a CSV with columns code,name,kind,parent, or FHIR Location/Organization JSON)")
+
+
+# -- FHIR Location and Organization resources ------------------------------------------------------------------
+
+ODS_SYSTEMS = ("https://fhir.nhs.uk/Id/ods-organization-code", "https://fhir.nhs.uk/Id/ods-site-code")
+# Mutual's own identifier system, for organisations without an ODS code (Mutual writes it in MeasureReports)
+MUTUAL_ORG_SYSTEM = "urn:mutual:org"
+# SANER's example Locations for US states have ids such as ``states-NJ``; the state's USPS code is its org code
+_US_STATE_ID = re.compile(r"^states?-([A-Za-z]{2})$")
+US_STATES = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California", "CO": "Colorado",
+    "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia", "FL": "Florida", "GA": "Georgia",
+    "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "IA": "Iowa", "KS": "Kansas",
+    "KY": "Kentucky", "LA": "Louisiana", "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
+    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York", "NC": "North Carolina",
+    "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
+    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee", "TX": "Texas",
+    "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington", "WV": "West Virginia",
+    "WI": "Wisconsin", "WY": "Wyoming", "PR": "Puerto Rico", "GU": "Guam", "VI": "U.S. Virgin Islands",
+    "AS": "American Samoa", "MP": "Northern Mariana Islands",
+}
+
+
+def fhir_org_code(resource_id: str | None, identifiers: Iterable[tuple[str | None, str | None]]) -> str | None:
+    """The Mutual organisation code of a FHIR Location or Organization (the same rule for an imported resource
+    and for a MeasureReport's subject or reporter reference, so the two meet):
+
+    1. an identifier in the ODS organisation or site code system, else in Mutual's own system, is the code;
+    2. an id ``states-XX`` (SANER's US state Locations) gives the state's USPS code ``XX``;
+    3. otherwise the resource id itself. Other identifiers (a census FIPS code, say) are not Mutual codes."""
+    ids = [(s, (v or "").strip()) for s, v in identifiers if v and v.strip()]
+    for wanted in (*ODS_SYSTEMS, MUTUAL_ORG_SYSTEM):
+        for system, value in ids:
+            if system == wanted:
+                return value
+    rid = (resource_id or "").strip()
+    if not rid:
+        return None
+    state = _US_STATE_ID.match(rid)
+    return state.group(1).upper() if state else rid
+
+
+def _identifiers(resource: dict[str, object]) -> list[tuple[str | None, str | None]]:
+    found = resource.get("identifier")
+    items = found if isinstance(found, list) else [found] if isinstance(found, dict) else []
+    return [(i.get("system"), i.get("value")) for i in items if isinstance(i, dict)
+            and isinstance(i.get("system", ""), str) and isinstance(i.get("value"), str)]
+
+
+def _reference_id(reference: object) -> str | None:
+    """``Location/states-NJ`` (or a full URL ending so, maybe with ``/_history/n``) -> ``states-NJ``."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return None
+    parts = [p for p in reference["reference"].split("/") if p]
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    return parts[-1] if len(parts) >= 2 else None
+
+
+def _coding_codes(concepts: object) -> set[str]:
+    items = concepts if isinstance(concepts, list) else [concepts]
+    return {str(c.get("code")) for cc in items if isinstance(cc, dict)
+            for c in cc.get("coding") or [] if isinstance(c, dict)}
+
+
+def fhir_org(resource: dict[str, object]) -> Org:
+    """One Organisation from a FHIR Location or Organization (already validated).
+
+    Kind: a Location for a US state (``states-XX``) or a jurisdiction (physicalType ``jdn``) is a region, any
+    other Location a site; an Organization with an ODS code or of type ``prov`` (healthcare provider) is a trust,
+    any other (a public health department, say) an aggregate. Parent: ``partOf``, by the same code rule."""
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    rid = rid if isinstance(rid, str) else None
+    code = fhir_org_code(rid, _identifiers(resource))
+    if code is None:
+        raise OrgFileError(f"{rtype} without an id or identifier: no organisation code to give it")
+    ods = any(s in ODS_SYSTEMS for s, _ in _identifiers(resource))
+    if rtype == "Location":
+        state = _US_STATE_ID.match(rid or "")
+        regional = state is not None or "jdn" in _coding_codes(resource.get("physicalType"))
+        kind = OrgKind.REGION if regional else OrgKind.SITE
+        default_name = US_STATES.get(code, code) if state else code
+    else:
+        kind = OrgKind.TRUST if ods or "prov" in _coding_codes(resource.get("type")) else OrgKind.AGGREGATE
+        default_name = code
+    aliases = resource.get("alias")
+    name = resource.get("name") or (aliases[0] if isinstance(aliases, list) and aliases else None) or default_name
+    position = resource.get("position")
+    lat = lon = None
+    if isinstance(position, dict):
+        lat, lon = position.get("latitude"), position.get("longitude")
+    parent_ref = resource.get("partOf")
+    parent = fhir_org_code(_reference_id(parent_ref), _identifiers(parent_ref) if isinstance(parent_ref, dict)
+                           else []) if parent_ref else None
+    return Org(code=code, name=str(name), kind=kind, parent=parent, region=code if kind == OrgKind.REGION else None,
+               lat=None if lat is None else float(str(lat)), lon=None if lon is None else float(str(lon)))
+
+
+def fhir_error_words(exc: Exception, limit: int = 3) -> str:
+    """A FHIR model's validation error in words: ``group[0].population[1].count: Input should be a valid
+    integer`` (the first few, and how many more)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    try:
+        found = errors()
+    except Exception:  # a broken error object: fall back to its text
+        return str(exc).splitlines()[0]
+    words = []
+    for err in found[:limit]:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.get("loc", ())).lstrip(".")
+        words.append(f"{path or 'resource'}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+    return "; ".join(words) + more
+
+
+def read_fhir_orgs(text: str, origin: str = "file") -> list[Org]:
+    """FHIR Location and Organization resources (one JSON resource, or a Bundle of them), each validated with
+    the R4B models; other resources in a Bundle (a MeasureReport beside its Location) are skipped."""
+    from fhir.resources.R4B.location import Location
+    from fhir.resources.R4B.organization import Organization
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise OrgFileError(f"{origin}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise OrgFileError(f"{origin}: expected a FHIR resource (a JSON object with resourceType)")
+    if doc.get("resourceType") == "Bundle":
+        entries = doc["entry"] if isinstance(doc.get("entry"), list) else []
+        resources_ = [(f"entry[{i}]", e.get("resource")) for i, e in enumerate(entries) if isinstance(e, dict)]
+    else:
+        resources_ = [("resource", doc)]
+    models: dict[str, Any] = {"Location": Location, "Organization": Organization}
+    orgs = []
+    for where, resource in resources_:
+        if not isinstance(resource, dict) or resource.get("resourceType") not in models:
+            continue
+        try:
+            models[str(resource["resourceType"])].model_validate(resource)
+        except Exception as exc:  # the FHIR models raise pydantic and plain ValueErrors alike
+            raise OrgFileError(f"{origin} {where}: not a valid FHIR {resource['resourceType']}: "
+                               f"{fhir_error_words(exc)}") from exc
+        orgs.append(fhir_org(resource))
+    if not orgs:
+        raise OrgFileError(f"{origin}: no FHIR Location or Organization resource in it")
+    return orgs
 
 
 def _better_parent(current: Org, new_parent: str | None, kinds: dict[str, OrgKind]) -> str | None:

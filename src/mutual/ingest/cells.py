@@ -12,8 +12,10 @@ Lineage: ``sheet`` (a worksheet, a FHIR resource id or a DHIS2 file part; NULL f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -87,17 +89,40 @@ class Read:
     recognised: int = 0  # non-value cells recognised and deliberately not read (notes, labels, footnotes)
 
 
+# JSON can escape half of a UTF-16 pair on its own; Arrow cannot hold it. It becomes U+FFFD, as undecodable bytes do.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: object) -> object:
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def _from_rows(rows: list[dict[str, object]], schema: pa.Schema) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except UnicodeEncodeError:
+        return pa.Table.from_pylist([{k: _clean(v) for k, v in r.items()} for r in rows], schema=schema)
+
+
+def record_batch(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Column lists as one Arrow batch, text made safe as in ``cells_table``."""
+    try:
+        return pa.RecordBatch.from_pydict(columns, schema=schema)
+    except UnicodeEncodeError:
+        return pa.RecordBatch.from_pydict({k: [_clean(v) for v in vs] for k, vs in columns.items()}, schema=schema)
+
+
 def cells_table(rows: list[dict[str, object]]) -> pa.Table:
     """Cells from Python dicts (keys of CELL_SCHEMA; missing keys are NULL, ``scale`` defaults to 1)."""
-    return pa.Table.from_pylist([{"scale": 1.0, "dims": "", "deleted": False, **r} for r in rows], schema=CELL_SCHEMA)
+    return _from_rows([{"scale": 1.0, "dims": "", "deleted": False, **r} for r in rows], CELL_SCHEMA)
 
 
 def malformed_table(rows: list[dict[str, object]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=MALFORMED_SCHEMA)
+    return _from_rows(rows, MALFORMED_SCHEMA)
 
 
 def rates_table(rows: list[dict[str, object]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=RATE_SCHEMA)
+    return _from_rows(rows, RATE_SCHEMA)
 
 
 def stage_read(con: duckdb.DuckDBPyConnection, read: Read) -> None:
