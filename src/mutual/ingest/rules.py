@@ -281,17 +281,18 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
                                 c.org, c.metric, c.period, r.first_row) END
         FROM typed c JOIN repeated r USING (org, metric, dims, period)
         WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR (c.sheet, c.row_num, c.col) <> r.first_cell)""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE kept AS
-        SELECT t.org, t.metric, t.dims, t.period, t.period_end, t.value, t.sheet, t.row_num, t.col, t.raw, t.deleted
-        FROM typed t
-        WHERE NOT t.err AND NOT t.is_missing AND NOT EXISTS (
-            SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
-            AND i.col = t.col AND i.sheet IS NOT DISTINCT FROM t.sheet)""")
+    # a value repeated in the file is stored once, and a conflicting one not at all
+    kept = """NOT t.err AND NOT EXISTS (
+        SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
+        AND i.col = t.col AND i.sheet IS NOT DISTINCT FROM t.sheet)"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE accepted AS
+        SELECT t.org, t.metric, t.dims, t.period, t.period_end, t.value, t.sheet, t.row_num, t.col, t.raw
+        FROM typed t WHERE NOT t.is_missing AND NOT t.deleted AND {kept}""")
     # a withdrawn value is an instruction about its key, not a value: the value rules below never see it
-    con.execute("CREATE OR REPLACE TEMP TABLE deletions AS SELECT * EXCLUDE (deleted, value) FROM kept WHERE deleted")
-    con.execute("CREATE OR REPLACE TEMP TABLE accepted AS SELECT * EXCLUDE (deleted) FROM kept WHERE NOT deleted")
-    con.execute("DROP TABLE kept")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE deletions AS SELECT t.org, t.metric, t.dims, t.period FROM typed t "
+                f"WHERE t.deleted AND {kept}")
+
 
 def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
     """A value above its capacity metric (occupied above open) is held back; run only for pairs in the file."""
