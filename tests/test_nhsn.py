@@ -64,18 +64,22 @@ def test_the_real_staffing_file_stores_each_flag_and_quarantines_the_free_text(s
     assert all(raw in message for _, raw, _, message in bad), "the message names the value"  # type: ignore[operator]
 
 
-def test_the_real_supplies_file_stores_each_category_by_its_lower_bound(small_orgs: Mutual,
-                                                                        shared_data: Path) -> None:
+def test_the_real_supplies_file_stores_each_category_as_its_lower_and_upper_bound(small_orgs: Mutual,
+                                                                                  shared_data: Path) -> None:
     result = small_orgs.ingest(shared_data / "hl7-saner-examples" / "facility-import-supplies.csv", org="R1H",
                                received_at=T0)
     s = result.submission
-    assert (s.format, s.status, s.values_read, s.accepted, s.quarantined) == (
-        "nhsn-supplies-days-on-hand", "loaded", 7, 7, 0)
+    # ">=15 days" (surgical masks, gloves) has no upper bound: two cells not reported
+    assert (s.format, s.status, s.values_read, s.accepted, s.quarantined, s.missing) == (
+        "nhsn-supplies-days-on-hand", "loaded", 12, 12, 0, 2)
     day = date(2020, 3, 30)
-    expected = {"ventilator_supplies": 0.0, "n95_masks": 1.0, "other_respirators": 0.0, "surgical_masks": 15.0,
-                "eye_protection": 4.0, "gowns": 1.0, "gloves": 15.0}
+    lower = {"ventilator_supplies": 0.0, "n95_masks": 1.0, "other_respirators": 0.0, "surgical_masks": 15.0,
+             "eye_protection": 4.0, "gowns": 1.0, "gloves": 15.0}
+    upper = {"ventilator_supplies": 0.0, "n95_masks": 3.0, "other_respirators": 0.0, "eye_protection": 14.0,
+             "gowns": 3.0}
     assert stored(small_orgs, s.id) == {
-        ("days_of_supply", f"bound=lower;item={item}", day): v for item, v in expected.items()}
+        **{("days_of_supply", f"bound=lower;item={item}", day): v for item, v in lower.items()},
+        **{("days_of_supply", f"bound=upper;item={item}", day): v for item, v in upper.items()}}
     assert not issues(small_orgs, s.id), "reuse/obtain flags are recognised, not reported as unmapped"
 
 
@@ -107,10 +111,19 @@ def test_an_unknown_supply_category_is_quarantined_and_the_rest_stored(small_org
     f.write_text(SUPPLY_HEADER + "\n4/2/2020,2 weeks,Y,Y,>=15 DAYS,N,Y,0 days,N,N,,Y,Y,4-14 days,Y,Y,-1,Y,Y,"
                  "1-3 days,Y,Y\n")
     s = small_orgs.ingest(f, org="R1H", received_at=T0).submission
-    assert (s.values_read, s.accepted, s.quarantined, s.missing) == (6, 4, 2, 1)
-    by_col = {i["col"]: (i["rule"], i["raw"]) for i in issues(small_orgs, s.id) if i["severity"] == "error"}
-    assert by_col == {"ventsupply": ("not_a_number", "2 weeks"), "gownsupply": ("out_of_bounds", "-1")}
-    assert stored(small_orgs, s.id)[("days_of_supply", "bound=lower;item=n95_masks", date(2020, 4, 2))] == 15.0
+    # every column feeds two cells (lower and upper bound); blank surgical masks and n95's open upper bound are
+    # not reported
+    assert (s.values_read, s.accepted, s.quarantined, s.missing) == (11, 7, 4, 3)
+    errors = [i for i in issues(small_orgs, s.id) if i["severity"] == "error"]
+    assert sorted((str(i["col"]).split(" [")[0], i["rule"], i["raw"]) for i in errors) == [
+        ("gownsupply", "out_of_bounds", "-1"), ("gownsupply", "out_of_bounds", "-1"),
+        ("ventsupply", "not_a_number", "2 weeks"), ("ventsupply", "not_a_number", "2 weeks")]
+    vent = next(i for i in errors if i["raw"] == "2 weeks")
+    assert vent["col"] == "ventsupply [days_of_supply bound=lower;item=ventilator_supplies]"
+    assert "nor one of the answers this column takes (0 days, 1-3 days, 4-14 days, >=15 days)" in str(vent["message"])
+    values = stored(small_orgs, s.id)
+    assert values[("days_of_supply", "bound=lower;item=n95_masks", date(2020, 4, 2))] == 15.0, "answers ignore case"
+    assert values[("days_of_supply", "bound=upper;item=eye_protection", date(2020, 4, 2))] == 14.0
 
 
 def test_without_org_the_file_is_rejected_and_says_how_to_name_it(small_orgs: Mutual, shared_data: Path) -> None:
@@ -124,7 +137,7 @@ def test_every_group_and_bound_the_specs_use_is_in_the_catalogue() -> None:
     assert {c.dims["staff_group"] for c in hcw.columns.values()} == set(GROUPS.values())
     assert set(GROUPS.values()) <= set(catalog.dimensions["staff_group"])
     assert {c.dims["when"] for c in hcw.columns.values()} == {"now", "within_week"}
-    assert {c.dims["bound"] for c in supplies.columns.values()} == {"lower"}
+    assert {c.dims["bound"] for maps in supplies.columns.values() for c in maps} == {"lower", "upper"}  # type: ignore[union-attr]
     assert catalog.dimensions["bound"] == ["lower", "upper"] and "bound" in catalog.get("days_of_supply").dims
 
 

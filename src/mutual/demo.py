@@ -56,7 +56,7 @@ from rich.table import Table
 
 from mutual.app import Mutual, WorkspaceError, open_mutual
 from mutual.catalog.orgs import Org, OrgKind
-from mutual.ingest.specs import Spec, encode_dims, find_spec
+from mutual.ingest.specs import Spec, column_maps, encode_dims, find_spec
 from mutual.store.intake import IngestError
 from mutual.workspace import Workspace
 
@@ -446,11 +446,12 @@ def _rows_long(trust: Trust, days: list[tuple[date, dict[str, float]]], org: str
 def _wide_columns(spec: Spec) -> list[tuple[str, str, float, dict[float, str]]]:
     """(heading, series key, scale, value -> label) for each value column of a wide spec, in spec order."""
     cols = []
-    for heading, cmap in spec.columns.items():
+    for m in column_maps(spec):
         labels: dict[float, str] = {}
-        for label, value in cmap.value_map.items():
-            labels.setdefault(value, label)
-        cols.append((heading, _key(cmap.metric, **cmap.dims), cmap.scale, labels))
+        for label, value in m.cmap.value_map.items():
+            if value is not None:
+                labels.setdefault(value, label)
+        cols.append((m.heading, _key(m.cmap.metric, **m.cmap.dims), m.cmap.scale, labels))
     return cols
 
 

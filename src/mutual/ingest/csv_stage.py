@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from mutual.ingest.rawfile import RawFile
-from mutual.ingest.specs import ColumnPlan, norm
+from mutual.ingest.specs import ColumnPlan
 
 FIELD = r'"(?:[^"]|"")*"|[^,"]*'
 WELL_FORMED = rf"(?:{FIELD})(?:,(?:{FIELD}))*\r?"
@@ -179,7 +179,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
     for v in plan.values:
         selects.append(f"SELECT {common}, {q(v.heading)} AS col, {q(v.metric)} AS metric_raw, "
                        f"{q(v.dims)} AS dims, c{v.index} AS raw, {v.scale}::DOUBLE AS scale, "
-                       f"{q(norm(v.heading)) if v.value_map else 'NULL::VARCHAR'} AS map_key, "
+                       f"{q(v.map_key) if v.value_map else 'NULL::VARCHAR'} AS map_key, "
                        "false AS deleted FROM records")
     con.execute("CREATE TEMP TABLE cells AS " + " UNION ALL ".join(selects))
     index = {h: i for i, h in enumerate(plan.header)}

@@ -16,7 +16,7 @@ import pyarrow as pa
 from mutual.catalog import Catalog
 from mutual.catalog.orgs import Org
 from mutual.ingest.csv_stage import q
-from mutual.ingest.specs import Spec, norm
+from mutual.ingest.specs import Spec, column_maps, norm
 
 # A value this many robust standard deviations from the series' median is flagged as a sudden change.
 OUTLIER_Z = 6.0
@@ -58,7 +58,7 @@ def reference_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog, orgs: lis
         metric_keys.update({norm(k): v for k, v in spec.long.metric_map.items()})
     org_keys = {o.code.upper(): o.code for o in orgs}
     org_keys.update({k.strip().upper(): v for k, v in spec.org.codes.items()})
-    value_maps = [(norm(h), label, val) for h, cm in spec.columns.items() for label, val in cm.value_map.items()]
+    value_maps = [(m.map_key, label, val) for m in column_maps(spec) for label, val in m.cmap.value_map.items()]
     long_map = spec.long.value_map if spec.long else {}
     tables = {
         "metric_ref": metrics,
@@ -73,7 +73,8 @@ def reference_tables(con: duckdb.DuckDBPyConnection, catalog: Catalog, orgs: lis
         "value_maps": pa.table({
             "map_key": [h for h, _, _ in value_maps] + ["value"] * len(long_map),
             "label": [norm(lbl) for _, lbl, _ in value_maps] + [norm(k) for k in long_map],
-            "value": [float(v) for _, _, v in value_maps] + [float(v) for v in long_map.values()]}),
+            "value": pa.array([v for _, _, v in value_maps] + list(long_map.values()), pa.float64())},
+            schema=pa.schema([("map_key", pa.string()), ("label", pa.string()), ("value", pa.float64())])),
     }
     for name, table in tables.items():
         con.register(f"_{name}", table)
@@ -110,7 +111,10 @@ CELL_RULES: list[tuple[str, str, str]] = [
     ("impossible_date", "t.period < DATE '1990-01-01'",
      "format('date {} is before 1990: check the date format', t.period)"),
     ("not_a_number", "t.value IS NULL",
-     "CASE WHEN regexp_matches(t.t, '^[+-]?[0-9.,]+\\s*%$') "
+     "CASE WHEN t.map_key IS NOT NULL "
+     "THEN format('{} is neither a number nor one of the answers this column takes ({})', t.t, "
+     "(SELECT string_agg(v.label, ', ' ORDER BY v.label) FROM value_maps v WHERE v.map_key = t.map_key)) "
+     "WHEN regexp_matches(t.t, '^[+-]?[0-9.,]+\\s*%$') "
      "THEN format('{} is a percentage; this column expects a count of {}', t.t, coalesce(m.unit, 'units')) "
      "ELSE format('{} is not a number', t.t) END"),
     ("not_a_number", "NOT isfinite(t.value)", "format('{} is not a finite number', t.t)"),
@@ -139,27 +143,28 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         WITH base AS (
-            SELECT c.*, trim(c.raw) AS t,
-                   NOT c.deleted AND (c.raw IS NULL OR lower(trim(c.raw)) IN {missing}) AS is_missing,
+            SELECT c.*, trim(c.raw) AS t, vm.value AS mapped,
+                   NOT c.deleted AND (c.raw IS NULL OR lower(trim(c.raw)) IN {missing}
+                                      OR (vm.label IS NOT NULL AND vm.value IS NULL)) AS is_missing,
                    c.org_raw IS NULL OR lower(trim(c.org_raw)) IN {missing} AS org_blank
-            FROM cells c),
+            FROM cells c
+            LEFT JOIN value_maps vm ON vm.map_key = c.map_key AND vm.label = lower(trim(c.raw))),
         parsed AS (
             SELECT b.sheet, b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
-                   b.is_missing, b.t, b.deleted, b.period_end_raw,
+                   b.is_missing, b.t, b.deleted, b.period_end_raw, b.map_key,
                    CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
                    mk.code AS metric,
                    {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
                    {_period_expr(spec).replace('c.period_raw', 'b.period_end_raw')} AS period_end,
-                   coalesce(vm.value, try_cast(
+                   coalesce(b.mapped, try_cast(
                        CASE WHEN contains(b.t, ',') AND regexp_full_match(b.t, {q(THOUSANDS)})
                             THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale AS value
             FROM base b
             LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
             LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
-            LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw))
-            LEFT JOIN value_maps vm ON vm.map_key = b.map_key AND vm.label = lower(b.t))
+            LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw)))
         SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
-               t.is_missing, t.deleted, t.org, t.metric, t.period,
+               t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period,
                CASE WHEN t.period_end_raw IS NULL THEN t.period ELSE t.period_end END AS period_end, t.value,
                NOT t.is_missing AND ({any_rule}) AS err,
                hash(t.org, t.metric, t.dims, t.period) AS k

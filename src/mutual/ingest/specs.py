@@ -32,7 +32,8 @@ class ColumnMap(BaseModel):
     dims: dict[str, str] = Field(default_factory=dict)
     scale: float = 1.0
     unit: str | None = None
-    value_map: dict[str, float] = Field(default_factory=dict)
+    # answer -> value; None: the answer is a known one that carries no value (">=15 days" has no upper bound)
+    value_map: dict[str, float | None] = Field(default_factory=dict)
 
 
 class OrgSpec(BaseModel):
@@ -53,7 +54,7 @@ class LongSpec(BaseModel):
     value_column: str
     metric_map: dict[str, str] = Field(default_factory=dict)
     dims_columns: dict[str, str] = Field(default_factory=dict)
-    value_map: dict[str, float] = Field(default_factory=dict)
+    value_map: dict[str, float | None] = Field(default_factory=dict)
 
 
 class DerivedColumn(BaseModel):
@@ -70,7 +71,8 @@ class Spec(BaseModel):
     org: OrgSpec = Field(default_factory=OrgSpec)
     period: PeriodSpec
     layout: Literal["wide", "long"] = "wide"
-    columns: dict[str, ColumnMap] = Field(default_factory=dict)
+    # heading -> metric; a list when one column feeds several (a range's lower and upper bound)
+    columns: dict[str, ColumnMap | list[ColumnMap]] = Field(default_factory=dict)
     long: LongSpec | None = None
     derived: dict[str, DerivedColumn] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
@@ -86,7 +88,7 @@ class Spec(BaseModel):
     def check_against(self, catalog: Catalog) -> None:
         """Every metric and dimension a spec names must exist in the catalogue."""
         known = set(catalog.codes)
-        targets = [(h, c.metric, c.dims) for h, c in self.columns.items()]
+        targets = [(m.heading, m.cmap.metric, m.cmap.dims) for m in column_maps(self)]
         if self.long:
             targets += [(k, v, {}) for k, v in self.long.metric_map.items()]
         for heading, metric, dims in targets:
@@ -98,6 +100,28 @@ class Spec(BaseModel):
                     raise SpecError(f"spec {self.name}: metric {metric} has no dimension {dim!r}")
                 if value not in catalog.dimensions[dim]:
                     raise SpecError(f"spec {self.name}: {value!r} is not a value of dimension {dim}")
+
+
+@dataclass(frozen=True)
+class MappedColumn:
+    heading: str   # the file's heading
+    col: str       # the name its cells carry: the heading, or for a column feeding several metrics, which one
+    map_key: str   # which value map its answers are read with
+    cmap: ColumnMap
+
+
+def column_maps(spec: Spec) -> list[MappedColumn]:
+    """Every (heading, metric) a wide spec maps. A heading that feeds several metrics names each of its cells
+    by the metric and dimensions it feeds, so every cell stays unique in its row."""
+    out = []
+    for heading, maps in spec.columns.items():
+        if isinstance(maps, ColumnMap):
+            out.append(MappedColumn(heading, heading, norm(heading), maps))
+            continue
+        for c in maps:
+            col = f"{heading} [{c.metric}{' ' + encode_dims(c.dims) if c.dims else ''}]"
+            out.append(MappedColumn(heading, col, norm(col), c))
+    return out
 
 
 def load_spec_text(text: str, origin: str) -> Spec:
@@ -145,7 +169,8 @@ class ValueColumn:
     metric: str
     dims: str
     scale: float
-    value_map: dict[str, float]
+    value_map: dict[str, float | None]
+    map_key: str
 
 
 @dataclass
@@ -201,11 +226,12 @@ def plan_columns(spec: Spec, header: list[str], *, org_given: bool) -> ColumnPla
         plan.long_dims = {d: j for d, c in spec.long.dims_columns.items()
                           if (j := find(c, f"dimension {d}", False)) is not None}
         used |= {plan.long_metric, plan.long_value, *plan.long_dims.values()}
-    for heading, cmap in spec.columns.items():
-        at = find(heading, "metric " + cmap.metric, False)
+    for m in column_maps(spec):
+        at = find(m.heading, "metric " + m.cmap.metric, False)
         if at is not None:
-            plan.values.append(ValueColumn(at, header[at], cmap.metric, encode_dims(cmap.dims), cmap.scale,
-                                           cmap.value_map))
+            col = header[at] if m.col == m.heading else m.col
+            plan.values.append(ValueColumn(at, col, m.cmap.metric, encode_dims(m.cmap.dims), m.cmap.scale,
+                                           m.cmap.value_map, m.map_key))
             used.add(at)
     if spec.layout == "wide" and not plan.values:
         raise SpecError(f"none of the value columns of spec {spec.name} is in the header ("
