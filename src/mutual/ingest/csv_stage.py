@@ -144,10 +144,18 @@ def _line_path(con: duckdb.DuckDBPyConnection, path: str, width: int) -> int:
     return con.execute("SELECT count(*) FROM malformed_lines").fetchone()[0]  # type: ignore[index]
 
 
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what ``stage_csv`` made, so another file can be staged on the same connection."""
+    for view in ("cells", "rate_cells", "records"):
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    for table in ("raw_records", "malformed_lines"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan: ColumnPlan,
               org_override: str | None) -> Staged:
-    """Create temp tables ``cells`` (one row per value cell), ``rate_cells`` (reported rates) and
-    ``malformed_lines`` from the file at ``text_path``."""
+    """Create temp views ``cells`` (one row per value cell) and ``rate_cells`` (reported rates) over the parsed
+    records, and the table ``malformed_lines``, from the file at ``text_path``."""
     width = len(plan.header)
     line_based = not _fast_path(con, text_path, width, raw)
     if line_based:
@@ -181,15 +189,14 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
                        f"{q(v.dims)} AS dims, c{v.index} AS raw, {v.scale}::DOUBLE AS scale, "
                        f"{q(v.map_key) if v.value_map else 'NULL::VARCHAR'} AS map_key, "
                        "false AS deleted FROM records")
-    con.execute("CREATE TEMP TABLE cells AS " + " UNION ALL ".join(selects))
+    # views, not tables: the rules read the cells in one pass, so a copy of a 10-million-row file is not needed
+    con.execute("CREATE TEMP VIEW cells AS " + " UNION ALL ".join(selects))
     index = {h: i for i, h in enumerate(plan.header)}
     rate_selects = [
         f"SELECT NULL::VARCHAR AS sheet, row_num, {q(plan.header[i])} AS col, c{i} AS raw, c{index[num]} AS num_raw, "
         f"c{index[den]} AS den_raw FROM records"
         for i, num, den in plan.derived]
-    con.execute("CREATE TEMP TABLE rate_cells AS " + (" UNION ALL ".join(rate_selects) if rate_selects else
+    con.execute("CREATE TEMP VIEW rate_cells AS " + (" UNION ALL ".join(rate_selects) if rate_selects else
                 "SELECT NULL::VARCHAR AS sheet, NULL::BIGINT AS row_num, NULL::VARCHAR AS col, NULL::VARCHAR AS raw, "
                 "NULL::VARCHAR AS num_raw, NULL::VARCHAR AS den_raw WHERE false"))
-    con.execute("DROP VIEW records")
-    con.execute("DROP TABLE raw_records")
     return Staged(rows_read=rows + malformed, malformed_lines=malformed, line_based=line_based)

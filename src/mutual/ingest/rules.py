@@ -163,15 +163,20 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
             LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
             LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
             LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw)))
-        SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
-               t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period,
-               CASE WHEN t.period_end_raw IS NULL THEN t.period ELSE t.period_end END AS period_end, t.value,
-               NOT t.is_missing AND ({any_rule}) AS err,
-               hash(t.org, t.metric, t.dims, t.period) AS k
-        FROM parsed t
-        LEFT JOIN metric_ref m ON m.code = t.metric
-        LEFT JOIN org_ref o ON o.code = t.org
-        LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims""", {"received": received})
+        -- the text a message quotes is kept only for failing cells: the table stays narrow for large files
+        SELECT * REPLACE (CASE WHEN err THEN org_raw END AS org_raw, CASE WHEN err THEN org_name END AS org_name,
+                          CASE WHEN err THEN period_raw END AS period_raw,
+                          CASE WHEN err THEN metric_raw END AS metric_raw, CASE WHEN err THEN map_key END AS map_key)
+        FROM (
+            SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
+                   t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period,
+                   CASE WHEN t.period_end_raw IS NULL THEN t.period ELSE t.period_end END AS period_end, t.value,
+                   NOT t.is_missing AND ({any_rule}) AS err,
+                   hash(t.org, t.metric, t.dims, t.period) AS k
+            FROM parsed t
+            LEFT JOIN metric_ref m ON m.code = t.metric
+            LEFT JOIN org_ref o ON o.code = t.org
+            LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims)""", {"received": received})
 
 
 def one_edit_apart(a: str, b: str) -> bool:
@@ -368,12 +373,20 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
             UNION ALL
             SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL, NULL FROM history h
             WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE changes_daily)),
-        -- only a value that occurs often enough in its series can form a run: a cheap hash filter first
-        frequent AS (SELECT org, metric, dims, value FROM pts GROUP BY ALL HAVING count(*) >= {STALE_DAYS}),
+        -- a run is made only of days that repeat the day before or after: found by a hash join, so the sort
+        -- below sees those few days, not the whole file
+        pairs AS (
+            SELECT a.org, a.metric, a.dims, a.value, a.period FROM pts a
+            JOIN pts b ON a.org = b.org AND a.metric = b.metric AND a.dims = b.dims AND a.value = b.value
+                      AND b.period = a.period - 1),
+        member AS (
+            SELECT p.* FROM pts p SEMI JOIN (SELECT org, metric, dims, value, period FROM pairs UNION ALL
+                                             SELECT org, metric, dims, value, period - 1 FROM pairs) m
+                                  USING (org, metric, dims, value, period)),
         runs AS (
             SELECT p.*, p.period - CAST(row_number() OVER (PARTITION BY p.org, p.metric, p.dims, p.value
                                                         ORDER BY p.period) AS INTEGER) AS grp
-            FROM pts p SEMI JOIN frequent f USING (org, metric, dims, value)),
+            FROM member p),
         sized AS (
             SELECT *, min(period) OVER run AS since, count(*) OVER run AS days,
                    max(period) FILTER (WHERE row_num IS NOT NULL) OVER run AS last_new
