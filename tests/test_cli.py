@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,23 @@ def test_submissions_can_be_listed_for_one_trust(ws: Path, tmp_path: Path) -> No
     run("ingest", str(a), str(b), "--home", str(ws))
     code, out, _ = run("submissions", "--org", "RAL", "--home", str(ws))
     assert code == 0 and "b.csv" in out and "a.csv" not in out
+
+
+def test_query_history_lists_superseded_versions_and_fhir_writes_measure_reports(ws: Path, tmp_path: Path) -> None:
+    first, fix = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("org,metric,date,value\nR1H,ga_beds_occupied,2018-12-03,1450\n")
+    fix.write_text("org,metric,date,value\nR1H,ga_beds_occupied,2018-12-03,1452\n")
+    run("ingest", str(first), "--home", str(ws), "--received-at", "2018-12-04T09:00")
+    run("ingest", str(fix), "--home", str(ws), "--received-at", "2018-12-05T09:00")
+    code, out, _ = run("query", "--metric", "ga_beds_occupied", "--history", "--format", "json", "--home", str(ws))
+    assert code == 0 and [r["value"] for r in json.loads(out)] == [1450, 1452]
+    code, out, _ = run("query", "--metric", "ga_beds_occupied", "--format", "fhir", "--home", str(ws))
+    doc = json.loads(out)
+    (entry,) = doc["entry"]
+    report = entry["resource"]
+    assert (doc["resourceType"], report["resourceType"], report["period"]["start"][:10]) == (
+        "Bundle", "MeasureReport", "2018-12-03")
+    assert report["group"][0]["population"][0]["count"] == 1452, "the current value, not the superseded one"
+    back = tmp_path / "back.json"
+    back.write_text(out)
+    assert run("ingest", str(back), "--home", str(ws))[0] == 0, "what Mutual writes, Mutual reads"

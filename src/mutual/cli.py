@@ -274,23 +274,41 @@ def query(metric: Annotated[str, typer.Option(help="Metric code")],
           to: Annotated[str | None, typer.Option(help="Last date")] = None,
           as_of: Annotated[str | None, typer.Option(help="What was known at this time")] = None,
           history: Annotated[bool, typer.Option(help="Include superseded versions")] = False,
-          format: Annotated[str, typer.Option("--format", help="csv, json or parquet")] = "csv",
+          format: Annotated[str, typer.Option("--format", help="csv, json, parquet or fhir")] = "csv",
           out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file")] = None,
           home: Home = None) -> None:
-    """Values of one metric, as known now or at --as-of, with lineage."""
-    if format not in {"csv", "json", "parquet"}:
-        raise typer.BadParameter("use csv, json or parquet", param_hint="--format")
+    """Values of one metric, as known now or at --as-of, with lineage (fhir: a Bundle of SANER MeasureReports,
+    one per organisation and day)."""
+    if format not in {"csv", "json", "parquet", "fhir"}:
+        raise typer.BadParameter("use csv, json, parquet or fhir", param_hint="--format")
     if format == "parquet" and out_file is None:
         raise typer.BadParameter("parquet needs --out FILE", param_hint="--format")
     if metric not in load_catalog().codes:
         raise SpecError(f"metric {metric!r} is not in the catalogue (see `mutual catalog`)")
     q = ObservationQuery(metric=metric, org=org, start=parse_day(from_, "--from"), end=parse_day(to, "--to"),
-                         as_of=parse_when(as_of, "--as-of"))
+                         as_of=parse_when(as_of, "--as-of"), include_history=history)
+    if format == "fhir" and history:
+        raise typer.BadParameter("a MeasureReport holds one value per day: leave out --history", param_hint="--format")
     with open_mutual(home) as m:
         expr = m.store.observations(q)
-        table = expr.select("org", "metric", "period", "value", "dims", "submission_id", "row_num", "col",
+        table = expr.select("org", "metric", "period", "value", "dims", "submission_id", "sheet", "row_num", "col",
                             "flagged", "recorded_at", "superseded_at").to_pyarrow()
+        names = {o.code: o.name for o in m.orgs()}
+    if format == "fhir":
+        from mutual.ingest.fhir import bundle
+
+        doc = bundle(table, measure=FHIR_MEASURE, catalog=load_catalog(), org_names=names)
+        text = json.dumps(doc, indent=1) + "\n"
+        if out_file:
+            out_file.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return
     write_table(table, format, out_file)
+
+
+# The Measure that MeasureReports written by Mutual report against: each metric's SANER population code.
+FHIR_MEASURE = "urn:mutual:Measure/capacity"
 
 
 def write_table(table: pa.Table, format: str, out_file: Path | None) -> None:

@@ -718,12 +718,16 @@ def bundle(observations: pa.Table, *, measure: str, catalog: Catalog, org_names:
            bundle_type: str = "collection") -> dict[str, Any]:
     """Every (organisation, day) in ``observations`` as one MeasureReport, in one valid R4B Bundle."""
     names = org_names or {}
-    keys = sorted({(r["org"], _as_day(r["period"]))
-                   for r in observations.select(["org", "period"]).to_pylist()})
+    rows = observations.select(["org", "metric", "dims", "period", "value"]).to_pylist()
+    by_report: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:  # each report reads only its own rows
+        by_report.setdefault((r["org"], _as_day(r["period"])), []).append(r)
     entries: list[dict[str, Any]] = []
-    for org, day in keys:
-        report = measure_report(observations, org=org, org_name=names.get(org), day=date.fromisoformat(day),
-                                measure=measure, catalog=catalog)
+    for (org, day), own in sorted(by_report.items()):
+        report = measure_report(pa.Table.from_pylist(own, schema=observations.select(
+                                    ["org", "metric", "dims", "period", "value"]).schema),
+                                org=org, org_name=names.get(org), day=date.fromisoformat(day), measure=measure,
+                                catalog=catalog)
         entries.append({"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, measure + '|' + report['id'])}",
                         "resource": report})
     doc: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type, "entry": entries}

@@ -251,11 +251,15 @@ class DuckStore:
     # -- reading -------------------------------------------------------------------------------------------
 
     def observations(self, q: ObservationQuery) -> ir.Table:
-        """Observations as known at ``q.as_of`` (default: now), filtered; an Ibis expression."""
+        """Observations as known at ``q.as_of`` (default: now), filtered; an Ibis expression. With
+        ``include_history``, every version recorded by then, superseded ones included."""
         import ibis
 
         t = self.ibis.table("observation")
-        if q.as_of is None:
+        if q.include_history:
+            if q.as_of is not None:
+                t = t.filter(t.recorded_at <= ibis.literal(q.as_of, type="timestamp"))
+        elif q.as_of is None:
             t = t.filter(t.superseded_at.isnull())
         else:
             as_of = ibis.literal(q.as_of, type="timestamp")
