@@ -248,6 +248,27 @@ class DuckStore:
         for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
             self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
+    def append(self, table: str, rows: pa.Table, *, replace_where: str | None = None,
+               params: dict[str, Any] | None = None) -> int:
+        """Append ``rows`` (columns named as the table's) to a data-plane table in one transaction, after deleting
+        the rows that ``replace_where`` (a SQL condition with ``$name`` parameters) selects, if given.
+        For derived tables (forecasts, alerts); observations only ever go through ``load``."""
+        if table not in TABLES or table in ("observation", "quality_issue", "load_log"):
+            raise ValueError(f"{table} is not a derived data-plane table")
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if replace_where is not None:
+                con.execute(f"DELETE FROM {table} WHERE {replace_where}", params or {})
+            con.register("_append", rows)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _append")
+            con.unregister("_append")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return rows.num_rows
+
     # -- reading -------------------------------------------------------------------------------------------
 
     def observations(self, q: ObservationQuery) -> ir.Table:

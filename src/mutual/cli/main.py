@@ -1,4 +1,4 @@
-"""The ``mutual`` command. Each command is a thin wrapper over ``mutual.app``; errors are one clear line."""
+"""The app, shared options and error handling, and the workspace, organisation, submission and query commands."""
 
 from __future__ import annotations
 
@@ -341,7 +341,3 @@ def demo(home: Home = None,
     from mutual.demo import run_demo
 
     run_demo(home, seed=seed, data_dir=data, console=out)
-
-
-if __name__ == "__main__":
-    app()
