@@ -58,8 +58,10 @@ class _LineStats:
         if not data:
             return
         self.newlines += data.count(b"\n")
-        self.carriage_returns += data.count(b"\r")
-        self.crlf += data.count(b"\r\n") + (self.last == b"\r" and data[:1] == b"\n")
+        crs = data.count(b"\r")
+        self.carriage_returns += crs
+        # a two-byte search is slow: most files have no carriage return to pair
+        self.crlf += (data.count(b"\r\n") if crs else 0) + (self.last == b"\r" and data[:1] == b"\n")
         self.last = data[-1:]
 
 

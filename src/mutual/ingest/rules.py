@@ -246,9 +246,10 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
     """One issue row per failed per-cell rule, from the flags ``_typed`` computed."""
     formats = " or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM").replace(
         "%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")
-    failing = ("(SELECT *, trim(raw) AS t FROM typed WHERE err) t LEFT JOIN metric_ref m ON m.code = t.metric "
-               "LEFT JOIN org_ref o ON o.code = t.org LEFT JOIN bad_dims bd ON bd.metric = t.metric "
-               "AND bd.dims = t.dims")
+    # the failing cells are few: gathered in one scan, then each rule's message is written from them alone
+    con.execute("CREATE OR REPLACE TEMP TABLE failing AS SELECT *, trim(raw) AS t FROM typed WHERE err")
+    failing = ("failing t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org "
+               "LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims")
     parts = [
         f"SELECT t.sheet, t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', "
         f"{msg} FROM {failing} WHERE coalesce({_applies(rule, cond)}, false)"
@@ -256,7 +257,9 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
     con.execute("""CREATE OR REPLACE TEMP TABLE issues (sheet VARCHAR, row_num BIGINT, col VARCHAR, org VARCHAR,
                    metric VARCHAR, dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR,
                    message VARCHAR)""")
-    con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
+    if con.execute("SELECT count(*) FROM failing").fetchone()[0]:  # type: ignore[index]
+        con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
+    con.execute("DROP TABLE failing")
     con.execute("""
         INSERT INTO issues SELECT sheet, row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
                CASE WHEN sheet IS NULL THEN 'this line could not be read as CSV: '

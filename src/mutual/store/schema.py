@@ -60,11 +60,65 @@ LOAD_COLUMNS = [
     ("missing", "BIGINT NOT NULL"),
 ]
 
+# Shortage alerts (mutual.analytics.alerts): every evaluation of a rule for a series on a day, and the alerts
+# (episodes) rebuilt from them.
+ALERT_EVENT_COLUMNS = [
+    ("eval_date", "DATE NOT NULL"),
+    ("rule", "VARCHAR NOT NULL"),
+    ("org", "VARCHAR NOT NULL"),
+    ("dims", "VARCHAR NOT NULL"),
+    ("status", "VARCHAR NOT NULL"),
+    ("severity", "VARCHAR NOT NULL"),
+    ("value", "DOUBLE"),
+    ("threshold", "DOUBLE NOT NULL"),
+    ("period", "DATE"),
+    ("quality", "VARCHAR NOT NULL"),
+    ("why", "VARCHAR NOT NULL"),
+    ("evaluated_at", "TIMESTAMP NOT NULL"),
+]
+
+ALERT_COLUMNS = [
+    ("alert_id", "VARCHAR NOT NULL"),
+    ("rule", "VARCHAR NOT NULL"),
+    ("org", "VARCHAR NOT NULL"),
+    ("dims", "VARCHAR NOT NULL"),
+    ("severity", "VARCHAR NOT NULL"),
+    ("since", "DATE NOT NULL"),
+    ("last_held", "DATE NOT NULL"),
+    ("status", "VARCHAR NOT NULL"),
+    ("closed_on", "DATE"),
+    ("close_reason", "VARCHAR"),
+    ("value", "DOUBLE"),
+    ("quality", "VARCHAR NOT NULL"),
+    ("why", "VARCHAR NOT NULL"),
+]
+
+# Forecasts (mutual.analytics.forecast): one row per org, metric, day ahead; ``vintage`` is the as-of time of the
+# data the forecast was made from, ``made_at`` when it was made.
+FORECAST_COLUMNS = [
+    ("org", "VARCHAR NOT NULL"),
+    ("metric", "VARCHAR NOT NULL"),
+    ("dims", "VARCHAR NOT NULL"),
+    ("made_at", "TIMESTAMP NOT NULL"),
+    ("vintage", "TIMESTAMP"),
+    ("period", "DATE NOT NULL"),
+    ("horizon", "INTEGER NOT NULL"),
+    ("mean", "DOUBLE NOT NULL"),
+    ("lo80", "DOUBLE"),
+    ("hi80", "DOUBLE"),
+    ("lo95", "DOUBLE"),
+    ("hi95", "DOUBLE"),
+    ("model", "VARCHAR NOT NULL"),
+]
+
 TABLES = {
     "observation": OBSERVATION_COLUMNS,
     "quality_issue": ISSUE_COLUMNS,
     "organisation": ORGANISATION_COLUMNS,
     "load_log": LOAD_COLUMNS,
+    "forecast": FORECAST_COLUMNS,
+    "alert_event": ALERT_EVENT_COLUMNS,
+    "alert": ALERT_COLUMNS,
 }
 
 
