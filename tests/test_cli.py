@@ -114,3 +114,8 @@ def test_query_history_lists_superseded_versions_and_fhir_writes_measure_reports
     back = tmp_path / "back.json"
     back.write_text(out)
     assert run("ingest", str(back), "--home", str(ws))[0] == 0, "what Mutual writes, Mutual reads"
+
+
+def test_a_bad_date_is_a_usage_error_naming_the_option(ws: Path) -> None:
+    code, _out, err = run("query", "--metric", "ga_beds_occupied", "--from", "3rd of May", "--home", str(ws))
+    assert code == 2 and "--from" in err and "internal error" not in err and "Traceback" not in err

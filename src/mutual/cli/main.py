@@ -50,8 +50,8 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
+        except (typer.Exit, typer.BadParameter):
+            raise  # Typer prints a bad option as a usage error (exit 2), naming the option
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
