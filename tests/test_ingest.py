@@ -231,3 +231,16 @@ def test_a_level_repeated_for_two_weeks_is_flagged_as_possibly_frozen(small_orgs
     assert [i["period"] for i in stale] == ["2020-11-26"], "one warning per run, on its latest day"
     assert "has been 530 every day from 2020-11-11 to 2020-11-26 (16 days)" in str(stale[0]["message"])
     assert s.quarantined == 0, "a warning: the values are stored, flagged"
+
+
+def test_a_header_thousands_of_columns_wide_is_rejected_at_once(small_orgs: Mutual, tmp_path: Path) -> None:
+    f = write(tmp_path, "wide.csv", "org,metric,date,value" + "," * 100_000 + "\nR1H,ga_beds_open,2020-12-01,1\n")
+    with pytest.raises(IngestError, match=r"line 1 \(the header row\) has 100,004 columns"):
+        small_orgs.ingest(f)
+    assert small_orgs.submissions()[0].status == "rejected"
+
+
+def test_a_header_line_longer_than_a_megabyte_is_rejected(small_orgs: Mutual, tmp_path: Path) -> None:
+    f = write(tmp_path, "long.csv", "x" * (2 << 20) + "\nR1H,ga_beds_open,2020-12-01,1\n")
+    with pytest.raises(IngestError, match="longer than 1 MiB"):
+        small_orgs.ingest(f)

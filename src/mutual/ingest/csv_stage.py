@@ -30,7 +30,15 @@ MAX_LINE = 1 << 20  # bytes: DuckDB reads no longer line
 CUT_KEEP = 200
 
 
-class EmptyFileError(ValueError):
+# No real return has more columns; a header far wider is damage, and would cost minutes to stage column by column.
+MAX_COLUMNS = 4096
+
+
+class HeaderError(ValueError):
+    """A header row that cannot be read: the file is rejected whole (its bytes stay in the archive)."""
+
+
+class EmptyFileError(HeaderError):
     pass
 
 
@@ -43,9 +51,15 @@ def read_header(text_path: str) -> list[str]:
     """The header row, parsed with Python's csv module from the first 1 MiB."""
     with open(text_path, encoding="utf-8-sig", errors="replace", newline="") as f:
         head = f.read(1 << 20)
+        more = bool(f.read(1))
+    if "\n" not in head and more:
+        raise HeaderError("line 1 (the header row) is longer than 1 MiB: expected a header of column names")
     first = head.split("\n", 1)[0].rstrip("\r").replace("\r", "\ufffd")
     if not first.strip():
         raise EmptyFileError("the file is empty or its first line is blank: expected a header row")
+    if first.count(",") >= MAX_COLUMNS:
+        raise HeaderError(f"line 1 (the header row) has {first.count(',') + 1:,} columns; a return has at most "
+                          f"{MAX_COLUMNS:,}: check that this is the right file")
     try:
         names = next(csv.reader(io.StringIO(first)))
     except csv.Error:

@@ -23,7 +23,7 @@ from mutual.catalog import load_catalog
 from mutual.control.models import Submission, SubmissionStatus
 from mutual.ingest import formats, rules
 from mutual.ingest.cells import ReadContext, ReadError
-from mutual.ingest.csv_stage import EmptyFileError
+from mutual.ingest.csv_stage import HeaderError
 from mutual.ingest.rawfile import RawFile, archive
 from mutual.ingest.specs import SpecError
 from mutual.store.duckdb_store import DuckStore, LoadRecord
@@ -89,7 +89,7 @@ def ingest_file(sessions: sessionmaker[Session], store: DuckStore, archive_dir: 
         session.commit()
         try:
             record = _load(session, store, raw, sub, spec_name, org, tmp_dir, progress)
-        except (SpecError, EmptyFileError, ReadError) as exc:
+        except (SpecError, HeaderError, ReadError) as exc:
             sub.status = SubmissionStatus.REJECTED
             sub.error = str(exc)
             sub.finished_at = utcnow()
