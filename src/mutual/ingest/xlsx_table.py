@@ -20,7 +20,7 @@ import duckdb
 from python_calamine import CalamineWorkbook
 
 from mutual.ingest.cells import ReadContext, ReadError
-from mutual.ingest.csv_stage import drop_staged, q, stage_csv
+from mutual.ingest.csv_stage import MAX_COLUMNS, drop_staged, q, stage_csv
 from mutual.ingest.rawfile import RawFile
 from mutual.ingest.specs import Spec, SpecError, detect_spec, find_spec, plan_columns
 
@@ -100,7 +100,7 @@ def find_table(name: str, texts: list[list[str]], fits: Callable[[list[str]], ob
         header = list(row)
         while header and not header[-1].strip():
             header.pop()
-        if not header:
+        if not header or len(header) > MAX_COLUMNS:
             continue
         try:
             fits(header)
