@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,25 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
     typo = demo._mistype(by["typo"].name[:3], {o.code for o in open_orgs(home)})
     assert next(r.example for r in s.rules if r.rule == "unknown_org").startswith(f"organisation {typo} is not known")
 
+    # Today's alerts and the worst-pressured trusts: the winter wave pushes trusts past the thresholds.
+    assert s.alerts and {a["severity"] for a in s.alerts} == {"red", "amber"}
+    assert all(a["since"] <= s.last_day for a in s.alerts)
+    assert [a["severity"] for a in s.alerts] == sorted((a["severity"] for a in s.alerts), key=lambda x: x != "red")
+    occupancy = [p["occupancy"] for p in s.pressure]
+    assert len(occupancy) == demo.TOP_ALERTS and occupancy == sorted(occupancy, reverse=True) and occupancy[0] > 0.92
+    with open_mutual(home) as m:
+        alerting = {r[0] for r in m.store.con.execute("SELECT org FROM alert WHERE status = 'open'").fetchall()}
+        days = m.store.con.execute("SELECT min(eval_date), max(eval_date) FROM alert_event").fetchone()
+        top = s.pressure[0]
+        occ, beds = m.store.con.execute(
+            "SELECT max(value) FILTER (metric = 'ga_beds_occupied'), max(value) FILTER (metric = 'ga_beds_open') "
+            "FROM observation WHERE org = ? AND period = ? AND superseded_at IS NULL",
+            [top["org"], top["period"]]).fetchone()
+    assert {a["org"] for a in s.alerts} <= alerting
+    assert days == (s.last_day - timedelta(days=demo.ALERT_DAYS - 1), s.last_day)
+    assert top["occupancy"] == pytest.approx(occ / beds), "occupancy from its parts"
+    assert any(a["org"] == top["org"] and a["rule"].startswith("ga_occupancy") for a in s.alerts)
+
     first = snapshot(home)
     # The week of percentages, resent as bed counts, is marked corrected; so is the cell spoilt by bad bytes.
     with open_mutual(home) as m:
@@ -235,6 +254,7 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
     result = CliRunner().invoke(app, ["demo", "--home", str(home), "--data", str(shared_data), "--seed", str(SEED)])
     assert result.exit_code == 0, result.output
     assert "Top reasons values were quarantined" in result.output and "40 synthetic" in result.output
+    assert "Alerts open on 29 Dec 2020" in result.output and "Trusts under most pressure" in result.output
     assert snapshot(home) == first
 
 

@@ -20,8 +20,10 @@ What the demo does, in order:
    saved as ``.csv`` that cannot be read at all; the trusts resend some of them. ``MANIFEST.csv`` lists every
    file with its layout, days, time of receipt and defect.
 7. Ingests one real winter of NHS England sitreps, then every submission in order of receipt.
-8. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
-   the top reasons, and what became of each broken file.
+8. Evaluates the shortage alert rules on each of the last ``ALERT_DAYS`` days, in order, as a daily job would.
+9. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
+   the top reasons, what became of each broken file, then the alerts open on the last day and the trusts
+   under most pressure (G&A occupancy from its parts).
 
 The same seed gives byte-identical files and identical counts.
 
@@ -54,6 +56,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from mutual.analytics import alerts as al
 from mutual.app import Mutual, WorkspaceError, open_mutual
 from mutual.catalog.orgs import Org, OrgKind
 from mutual.ingest.specs import Spec, column_maps, encode_dims, find_spec
@@ -72,6 +75,8 @@ START = date(2020, 9, 1)
 DAYS = 120
 N_TRUSTS = 40
 PERIOD_DAYS = 60
+ALERT_DAYS = 14  # the demo's alert history: its last two weeks, evaluated day by day
+TOP_ALERTS = 10
 MIN_GA_BEDS = 200  # smaller trusts in the sitreps are specialist hospitals, not general acute ones
 
 MARKER = ".mutual-demo"
@@ -667,6 +672,8 @@ class DemoSummary:
     files: list[FileOutcome]
     rules: list[RuleCount]
     store: dict[str, Any]
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # open on the last day, most severe first
+    pressure: list[dict[str, Any]] = field(default_factory=list)  # highest G&A occupancy on the last day
 
     def total(self, attr: str, source: str | None = None) -> int:
         return sum(int(getattr(f, attr)) for f in self.files if source is None or f.source == source)
@@ -686,7 +693,9 @@ class DemoSummary:
                 "files": [(f.name, f.status, f.accepted, f.stored, f.quarantined, f.warnings, f.missing,
                            sorted(f.rules.items())) for f in self.files],
                 "rules": [(r.severity, r.rule, r.n, r.example, r.file) for r in self.rules],
-                "store": self.store}
+                "store": self.store,
+                "alerts": [(a["org"], a["rule"], a["since"], a["severity"]) for a in self.alerts],
+                "pressure": [(p["org"], p["occupancy"]) for p in self.pressure]}
 
 
 def _issue_rules(m: Mutual) -> tuple[list[RuleCount], dict[int, dict[str, int]]]:
@@ -757,10 +766,30 @@ def build_demo(home: Path | None, *, seed: int, data_dir: Path | None,
             if o.submission_id is not None:
                 o.rules = by_sub.get(o.submission_id, {})
         stats = m.store.stats()
+        progress("evaluating alerts")
+        alerts, pressure = _alerts(m)
     return DemoSummary(home=ws.home, data_dir=data, seed=seed, trusts=len(trusts),
                        stps=len({t.stp for t in trusts}), regions=len({t.region for t in trusts}),
                        first_day=START, last_day=START + timedelta(days=DAYS - 1), days=DAYS, files=outcomes,
-                       rules=rules, store=stats)
+                       rules=rules, store=stats, alerts=alerts, pressure=pressure)
+
+
+def _alerts(m: Mutual) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evaluate the alert rules on the last ``ALERT_DAYS`` days in order (each as if run the next morning), and
+    rank the trusts by G&A occupancy on the last day."""
+    last = START + timedelta(days=DAYS - 1)
+    rules = {r.id: r for r in al.shipped_rules()}
+    names = {o.code: o.name for o in m.orgs()}
+    ev = None
+    for back in range(ALERT_DAYS - 1, -1, -1):
+        day = last - timedelta(days=back)
+        ev = al.run_alerts(m.store, day, evaluated_at=datetime.combine(day + timedelta(days=1), time(9)))
+    assert ev is not None
+    alerts = [{"org": a.org, "name": names.get(a.org, ""), "rule": a.rule, "what": rules[a.rule].title
+               + (f" ({a.dims.replace(';', ', ')})" if a.dims else ""), "since": a.since, "why": a.why,
+               "quality": a.quality, "severity": a.severity} for a in ev.open]
+    pressure = [{**p, "name": names.get(p["org"], "")} for p in al.pressure(m.store, last, top=TOP_ALERTS)]
+    return alerts, pressure
 
 
 def _last_date(path: Path) -> date:
@@ -829,8 +858,26 @@ def print_summary(s: DemoSummary, console: Console) -> None:
                    f"{_n(f.warnings)} warnings, {_n(f.missing)} not reported" + (f" ({top})" if top else ""))
         broken.add_row(f"[bold]{f.name}[/bold]\n{f.note}", did)
     console.print(broken)
+
+    alerts = Table(title=f"Alerts open on {s.last_day:%d %b %Y} (the top {min(TOP_ALERTS, len(s.alerts))} of "
+                   f"{len(s.alerts)}; evaluated daily over the last {ALERT_DAYS} days)", title_justify="left")
+    for heading in ("trust", "name", "what", "since", "value / why", "quality", "severity"):
+        alerts.add_column(heading, no_wrap=heading in ("trust", "since", "quality", "severity"))
+    for a in s.alerts[:TOP_ALERTS]:
+        style = "bold red" if a["severity"] == "red" else "yellow"
+        alerts.add_row(a["org"], a["name"], a["what"], f"{a['since']:%d %b}", a["why"], a["quality"],
+                       f"[{style}]{a['severity']}[/]")
+    console.print(alerts if s.alerts else f"No alerts open on {s.last_day:%d %b %Y}.")
+    worst = Table(title="Trusts under most pressure (G&A occupancy: occupied ÷ open beds)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for heading in ("trust", "name", "occupancy", "beds", "quality"):
+        worst.add_column(heading, justify="right" if heading == "occupancy" else "left", no_wrap=heading != "name")
+    for p in s.pressure:
+        worst.add_row(p["org"], p["name"], f"{p['occupancy']:.1%}", p["why"].split(": ", 1)[-1], p["quality"])
+    console.print(worst)
     console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
-                  f"mutual query --metric ga_beds_occupied --home {s.home}", highlight=False, soft_wrap=True)
+                  f"mutual query --metric ga_beds_occupied --home {s.home}; mutual alerts --home {s.home}",
+                  highlight=False, soft_wrap=True)
 
 
 def run_demo(home: Path | None, *, seed: int, data_dir: Path | None, console: Console) -> None:

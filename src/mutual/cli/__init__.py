@@ -3,7 +3,12 @@
 Every command is a thin wrapper over ``mutual.app`` or a pure layer function; errors are one clear line.
 """
 
-from mutual.cli import main  # noqa: F401  (the app and the submission commands)
+from mutual.cli import (
+    alerts,  # noqa: F401  (shortage alerts)
+    analytics,  # noqa: F401  (roll-ups, completeness)
+    forecast,  # noqa: F401  (forecasts and the rolling-origin backtest)
+    main,  # noqa: F401  (the app and the submission commands)
+)
 from mutual.cli.main import app
 
 __all__ = ["app"]
