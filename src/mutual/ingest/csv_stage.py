@@ -13,6 +13,8 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,17 +76,28 @@ class Staged:
     line_based: bool
 
 
+@contextmanager
+def _in_file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep records in the file's order while they are read, so a record's position is its line."""
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+
+
 def _fast_path(con: duckdb.DuckDBPyConnection, path: str, width: int, raw: RawFile) -> bool:
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     for table in ("raw_records", "csv_reject_errors", "csv_reject_scans"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     try:
-        con.execute(f"""
-            CREATE TEMP TABLE raw_records AS
-            SELECT * FROM read_csv({q(path)}, columns={columns}, header=true, delim=',', quote='"',
-                                   escape='"', auto_detect=false, store_rejects=true, strict_mode=true,
-                                   rejects_table='csv_reject_errors', rejects_scan='csv_reject_scans',
-                                   max_line_size={MAX_LINE + 2})""")
+        with _in_file_order(con):
+            con.execute(f"""
+                CREATE TEMP TABLE raw_records AS
+                SELECT * FROM read_csv({q(path)}, columns={columns}, header=true, delim=',', quote='"',
+                                       escape='"', auto_detect=false, store_rejects=true, strict_mode=true,
+                                       rejects_table='csv_reject_errors', rejects_scan='csv_reject_scans',
+                                       max_line_size={MAX_LINE + 2})""")
     except duckdb.Error:
         return False
     records = con.execute("SELECT count(*) FROM raw_records").fetchone()[0]  # type: ignore[index]
@@ -93,11 +106,12 @@ def _fast_path(con: duckdb.DuckDBPyConnection, path: str, width: int, raw: RawFi
 
 
 def _read_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lines AS
-        SELECT row_number() OVER () AS row_num, rtrim(line, chr(13)) AS line
-        FROM read_csv({q(path)}, columns={{'line': 'VARCHAR'}}, delim='\\0', quote='', escape='',
-                      header=false, auto_detect=false, strict_mode=false, max_line_size={MAX_LINE + 2})""")
+    with _in_file_order(con):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE lines AS
+            SELECT row_number() OVER () AS row_num, rtrim(line, chr(13)) AS line
+            FROM read_csv({q(path)}, columns={{'line': 'VARCHAR'}}, delim='\\0', quote='', escape='',
+                          header=false, auto_detect=false, strict_mode=false, max_line_size={MAX_LINE + 2})""")
 
 
 def _cut_long_lines(src: str, dst: str) -> None:

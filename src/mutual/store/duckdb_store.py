@@ -54,7 +54,8 @@ class DuckStore:
         self.path = path
         self.con = duckdb.connect(str(path), read_only=read_only)
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        self.con.execute("SET preserve_insertion_order = true")
+        # order is kept only where it carries meaning (a file's records, in csv_stage): elsewhere it costs memory
+        self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET enable_progress_bar = true")
         self.con.execute("SET enable_progress_bar_print = false")
         if tmp_dir is not None:
