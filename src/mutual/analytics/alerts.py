@@ -563,7 +563,9 @@ def forecast_crossings(store: DuckStore, rules: Sequence[Rule], day: date, check
     orgs: dict[str, set[str]] = defaultdict(set)
     for rid, thresholds in wanted.items():
         orgs[by_id[rid].forecast_metric] |= {o for o, _ in thresholds}
-    tables = {metric: forecast_series(store, metric, sorted(codes), horizon) for metric, codes in orgs.items() if codes}
+    # a trust without enough history is left out rather than stopping every other trust's projection
+    tables = {metric: forecast_series(store, metric, sorted(codes), horizon, skip_missing=True)
+              for metric, codes in orgs.items() if codes}
     out: dict[tuple[str, str, str], Crossing] = {}
     for rid, thresholds in wanted.items():
         rule = by_id[rid]

@@ -47,8 +47,8 @@ def alerts(date: Annotated[str | None, typer.Option("--date", help="Day to evalu
         raise typer.BadParameter("use table, csv or json", param_hint="--format")
     if show not in {"open", "history", "checks"}:
         raise typer.BadParameter("use open, history or checks", param_hint="--show")
-    if not 1 <= horizon <= 60:
-        raise typer.BadParameter("a horizon of 1 to 60 days", param_hint="--horizon")
+    if not 1 <= horizon <= 14:
+        raise typer.BadParameter("a horizon of 1 to 14 days (the forecasts' range)", param_hint="--horizon")
     day = parse_day(date, "--date")
     when = parse_when(as_of, "--as-of")
     ruleset = al.load_rules(rules) if rules else list(al.shipped_rules())
