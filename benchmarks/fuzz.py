@@ -369,7 +369,8 @@ def _json_edit(edit: Callable[[random.Random, Any, Any], None]) -> Mutator:
         nodes = _json_nodes(doc) if doc is not None else []
         if not nodes:
             return data
-        for _ in range(rng.randint(1, 6)):
+        # one repetition per document: a second could land inside the first's shared copies and multiply them
+        for _ in range(1 if edit is _huge_array else rng.randint(1, 6)):
             container, key = rng.choice(nodes)
             try:
                 edit(rng, container, key)
@@ -388,10 +389,17 @@ def _remove_key(rng: random.Random, container: Any, key: Any) -> None:
     del container[key]
 
 
+# Repeating an item that already holds a repeated array multiplies sizes: each repetition is capped so a case
+# stays a hostile file of tens of megabytes, not one the harness itself cannot hold in memory.
+HUGE_ARRAY_BYTES = 16 << 20
+
+
 def _huge_array(rng: random.Random, container: Any, key: Any) -> None:
     value = container[key]
     item = value[0] if isinstance(value, list) and value else value
-    container[key] = [item] * rng.choice([1000, 5000, 20000])
+    copies = rng.choice([1000, 5000, 20000])
+    if len(json.dumps(item)) * copies <= HUGE_ARRAY_BYTES:
+        container[key] = [item] * copies
 
 
 JSON_TEXT_NESTING = [b"[", b'{"a":']
@@ -660,6 +668,9 @@ _worker: Harness | None = None
 _worker_seed = 0
 
 
+WORKER_SILENCE = 300  # seconds without any result before the run gives up on its workers
+
+
 def _init_worker(home: str, base_seed: int) -> None:
     global _worker, _worker_seed
     shared = shared_data_dir()
@@ -683,7 +694,18 @@ def run_cases(numbers: list[int], base_seed: int, jobs: int, home: Path) -> Iter
             harness.close()
         return
     with multiprocessing.get_context("spawn").Pool(jobs, _init_worker, (str(home), base_seed)) as pool:
-        yield from pool.imap_unordered(_run_in_worker, numbers, chunksize=4)
+        results = pool.imap_unordered(_run_in_worker, numbers, chunksize=4)
+        for done in range(len(numbers)):
+            try:
+                yield results.next(timeout=WORKER_SILENCE)
+            except multiprocessing.TimeoutError:
+                # a worker that dies (killed for its memory, say) takes its cases with it and the pool waits
+                # forever: every case still owed counts as a crash
+                for _ in range(len(numbers) - done):
+                    yield Outcome(-1, "?", "worker", (), "crash", WORKER_SILENCE,
+                                  error=f"no result for {WORKER_SILENCE} s: a worker process died or hung")
+                pool.terminate()
+                return
 
 
 def main(argv: list[str] | None = None) -> int:
