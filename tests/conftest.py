@@ -62,7 +62,15 @@ def small_orgs(mutual: Mutual, tmp_path: Path) -> Mutual:
 @pytest.fixture
 def real_orgs(mutual: Mutual, shared_data: Path) -> Mutual:
     """A workspace with the real ODS trusts, coordinates and STPs imported."""
-    for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-              "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-        mutual.import_orgs(shared_data / f)
+    import_real_orgs(mutual, shared_data)
     return mutual
+
+
+REAL_ORG_FILES = ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
+                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv")
+
+
+def import_real_orgs(m: Mutual, data: Path) -> None:
+    """The real ODS trusts, their coordinates and STPs."""
+    for f in REAL_ORG_FILES:
+        m.import_orgs(data / f)

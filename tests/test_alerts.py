@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import ORGS_CSV, shared_data_dir
+from conftest import ORGS_CSV, import_real_orgs, shared_data_dir
 from mutual.analytics import alerts as al
 from mutual.analytics.alerts import Check, Rate, Rule, RuleError, crossings, episodes, evaluate, load_rules
 from mutual.app import Mutual, open_mutual
@@ -405,9 +405,7 @@ def winter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
     with open_mutual(tmp_path_factory.mktemp("winter") / "ws", create=True) as m:
-        for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-            m.import_orgs(data / f)
+        import_real_orgs(m, data)
         m.ingest(data / "nhse-uec-sitrep-series" / "sitrep1819.csv", received_at=datetime(2019, 6, 1))
         yield m
 

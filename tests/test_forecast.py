@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import ORGS_CSV, shared_data_dir
+from conftest import ORGS_CSV, import_real_orgs, shared_data_dir
 from mutual.analytics.backtest import _naive, backtest_ranges, rolling_origin
 from mutual.analytics.forecast import (
     ForecastError,
@@ -242,9 +242,7 @@ def test_real_winters_the_pooled_model_beats_both_naive_baselines(tmp_path: Path
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
     with open_mutual(tmp_path / "ws", create=True) as m:
-        for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-            m.import_orgs(data / f)
+        import_real_orgs(m, data)
         for i, w in enumerate(["1819", "1920"]):
             m.ingest(data / "nhse-uec-sitrep-series" / f"sitrep{w}.csv", received_at=datetime(2021, 6, 1 + i))
         r = backtest_ranges(m.store, "ga_beds_occupied", [(date(2018, 7, 1), date(2019, 6, 30))],

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import pytest
 
-from conftest import shared_data_dir
+from conftest import import_real_orgs, shared_data_dir
 from mutual.app import Mutual, open_mutual
 
 pytestmark = pytest.mark.slow
@@ -21,9 +21,7 @@ def winters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mutual, 
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
     with open_mutual(tmp_path_factory.mktemp("winters") / "ws", create=True) as m:
-        for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-            m.import_orgs(data / f)
+        import_real_orgs(m, data)
         ids = {}
         for i, w in enumerate(WINTERS):
             result = m.ingest(data / "nhse-uec-sitrep-series" / f"{w}.csv", received_at=datetime(2021 + i, 6, 1))

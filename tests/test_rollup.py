@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import shared_data_dir
+from conftest import import_real_orgs, shared_data_dir
 from mutual.analytics.rollup import (
     Level,
     Period,
@@ -223,9 +223,7 @@ def winters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
     with open_mutual(tmp_path_factory.mktemp("winters") / "ws", create=True) as m:
-        for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-            m.import_orgs(Path(data) / f)
+        import_real_orgs(m, data)
         for i, w in enumerate(WINTERS):
             m.ingest(Path(data) / "nhse-uec-sitrep-series" / f"{w}.csv", received_at=datetime(2021 + i, 6, 1))
         yield m

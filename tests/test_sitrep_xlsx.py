@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
-from conftest import shared_data_dir
+from conftest import import_real_orgs, shared_data_dir
 from mutual.app import open_mutual
 from mutual.catalog import load_catalog
 from mutual.catalog.orgs import Org, OrgKind, reference_orgs
@@ -255,9 +255,7 @@ def test_staged_through_the_shared_rules(real: tuple[Path, Read]) -> None:
 @pytest.mark.slow
 def test_ingest_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     with open_mutual(tmp_path / "ws", create=True) as m:
-        for f in ("nhs-ods-trusts/etr.csv", "nhs-ods-trusts/nhs-trusts-geocoded.csv",
-                  "nhse-winter-sitrep-2018-19/Trust-STP-lookup.csv"):
-            m.import_orgs(shared_data / f)
+        import_real_orgs(m, shared_data)
         result = m.ingest(shared_data / WORKBOOK, received_at=datetime(2019, 3, 8))
         s = result.submission
         assert s.status == "loaded" and s.format == "nhse-winter-2018-19"
