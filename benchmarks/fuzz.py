@@ -694,7 +694,7 @@ def run_cases(numbers: list[int], base_seed: int, jobs: int, home: Path) -> Iter
             harness.close()
         return
     with multiprocessing.get_context("spawn").Pool(jobs, _init_worker, (str(home), base_seed)) as pool:
-        results = pool.imap_unordered(_run_in_worker, numbers, chunksize=4)
+        results = pool.imap_unordered(_run_in_worker, numbers)  # chunks of one: an iterator that can time out
         for done in range(len(numbers)):
             try:
                 yield results.next(timeout=WORKER_SILENCE)
