@@ -7,19 +7,18 @@ dataValueSet CSV when its header says so, else a table read through a mapping sp
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
 
 import duckdb
 
-from mutual.ingest.cells import ReadContext, ReadError, stage_read
+from mutual.ingest import dhis2, fhir, sitrep_xlsx, xlsx_table
+from mutual.ingest.cells import Read, ReadContext, ReadError, stage_read
 from mutual.ingest.csv_stage import read_header, stage_csv
 from mutual.ingest.rawfile import text_copy
 from mutual.ingest.specs import Spec, detect_spec, find_spec, plan_columns
 
 HEAD = 64 << 10
-JSON_READERS = ("mutual.ingest.fhir", "mutual.ingest.dhis2")
+TEXT_READERS = (fhir, dhis2)  # JSON and NDJSON, or DHIS2's CSV; anything else is a CSV table
 
 
 @dataclass
@@ -30,15 +29,6 @@ class Staged:
     rows_read: int
     file_issues: list[tuple[str, str]] = field(default_factory=list)
     recognised: int = 0
-
-
-def _reader(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
 
 
 def _head(ctx: ReadContext) -> bytes:
@@ -55,32 +45,21 @@ def stage(con: duckdb.DuckDBPyConnection, ctx: ReadContext) -> Staged:
     """Stage the file with the reader its content calls for. Raises ReadError (or SpecError) for a file that
     cannot be read as a whole."""
     head = _head(ctx)
-    from mutual.ingest import xlsx_table
-
     if xlsx_table.looks_like(head, ctx.filename):
-        sitrep = _reader("mutual.ingest.sitrep_xlsx")
-        if sitrep is not None and sitrep.matching_layout(ctx.raw.path) is not None:
-            return _staged(con, sitrep.read(ctx))
+        if sitrep_xlsx.matching_layout(ctx.raw.path) is not None:
+            return _staged(con, sitrep_xlsx.read(ctx))
         spec, rows, warnings = xlsx_table.stage(con, ctx)
         return Staged(spec, rows, warnings)
+    for reader in TEXT_READERS:
+        if reader.looks_like(head, ctx.filename):
+            return _staged(con, reader.read(ctx))
     if _is_json(head):
-        for name in JSON_READERS:
-            reader = _reader(name)
-            if reader is not None and reader.looks_like(head, ctx.filename):
-                return _staged(con, reader.read(ctx))
         raise ReadError(f"{ctx.filename} is JSON but neither a FHIR MeasureReport (or Bundle of them) nor a DHIS2 "
                         "dataValueSet (an object with dataValues)")
-    for name in JSON_READERS:  # NDJSON, DHIS2 CSV
-        reader = _reader(name)
-        if reader is not None and reader.looks_like(head, ctx.filename):
-            return _staged(con, reader.read(ctx))
     return _stage_csv(con, ctx)
 
 
-def _staged(con: duckdb.DuckDBPyConnection, read: object) -> Staged:
-    from mutual.ingest.cells import Read
-
-    assert isinstance(read, Read)
+def _staged(con: duckdb.DuckDBPyConnection, read: Read) -> Staged:
     stage_read(con, read)
     return Staged(read.spec, read.rows_read, list(read.file_issues), read.recognised)
 
