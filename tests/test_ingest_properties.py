@@ -32,7 +32,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ORGS_CSV
@@ -59,12 +59,14 @@ PROPERTY = settings(max_examples=int(os.environ.get("MUTUAL_PROPERTY_EXAMPLES", 
 # -- the oracle ---------------------------------------------------------------------------------------------------
 
 def split_line(line: str) -> list[str] | None:
-    """Fields of one RFC 4180 line: each either wholly quoted (``""`` for a quote) or free of quotes.
-    None when a quote is unterminated or stands inside a field."""
+    """Fields of one RFC 4180 line: each either wholly quoted (``""`` for a quote; spaces around the quotes are
+    allowed) or free of quotes. None when a quote is unterminated or stands inside a field."""
     fields: list[str] = []
     i, n = 0, len(line)
     while True:
-        if line.startswith('"', i):
+        spaces = len(line) - len(line[i:].lstrip(" ")) - i
+        if line.startswith('"', i + spaces):
+            i += spaces
             parts, j = [], i + 1
             while True:
                 k = line.find('"', j)
@@ -78,6 +80,8 @@ def split_line(line: str) -> list[str] | None:
                 i = k + 1
                 break
             fields.append("".join(parts))
+            while line.startswith(" ", i):
+                i += 1
             if i == n:
                 return fields
             if line[i] != ",":
@@ -305,7 +309,7 @@ def garbage_line(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(1, len(fields[i])))
         fields[i] = fields[i][:at] + '"' + fields[i][at:]
     elif kind == "text_after_quote":
-        fields[i] = quote(fields[i]) + draw(st.sampled_from(["x", " ", '"x']))
+        fields[i] = quote(fields[i]) + draw(st.sampled_from(["x", " x", '"x', " "]))
     elif kind == "too_few":
         del fields[i]
     elif kind == "too_many":
@@ -366,6 +370,10 @@ def garbled_file(draw: st.DrawFn) -> bytes:
 
 @PROPERTY
 @given(data=garbled_file())
+# spaces around a quoted field: DuckDB's reader (the fast path) allows them, so the line-by-line path (taken here
+# for the unterminated quote) must too
+@example(data=b'org,metric,date,value\n"R1H" ,ga_beds_open,2020-01-01,0\n"RAL,ga_beds_open,2020-01-01,0\n')
+@example(data=b'org,metric,date,value\n "R1H",ga_beds_open,2020-01-01,0\n')
 def test_garbled_files_keep_every_valid_row_and_quarantine_every_bad_line(template: Path, data: bytes) -> None:
     assume(distinct_keys(data))
     check_ingest(template, data)

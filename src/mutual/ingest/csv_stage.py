@@ -23,9 +23,10 @@ import duckdb
 from mutual.ingest.rawfile import RawFile
 from mutual.ingest.specs import ColumnPlan
 
-FIELD = r'"(?:[^"]|"")*"|[^,"]*'
+# Spaces around a quoted field are allowed, as DuckDB's reader (the fast path) allows them: both paths must agree.
+FIELD = r' *"(?:[^"]|"")*" *|[^,"]*'
 WELL_FORMED = rf"(?:{FIELD})(?:,(?:{FIELD}))*\r?"
-FIELDS = r'(?:^|,)("(?:[^"]|"")*"|[^,"]*)'
+FIELDS = r'(?:^|,)( *"(?:[^"]|"")*" *|[^,"]*)'
 MAX_LINE = 1 << 20  # bytes: DuckDB reads no longer line
 # When a file has a longer line, every line of more than MAX_LINE // 4 characters (at most MAX_LINE bytes of UTF-8
 # each) is staged as its first CUT_KEEP characters and a note of its length; such a line is malformed anyway.
@@ -156,7 +157,7 @@ def _line_path(con: duckdb.DuckDBPyConnection, path: str, width: int) -> int:
                END AS f
         FROM lines WHERE row_num > 1 AND line IS NOT NULL AND trim(line) <> ''""")
     cols = ", ".join(
-        f"""CASE WHEN starts_with(f[{i + 1}], '"') THEN replace(f[{i + 1}][2:-2], '""', '"')
+        f"""CASE WHEN starts_with(ltrim(f[{i + 1}], ' '), '"') THEN replace(trim(f[{i + 1}], ' ')[2:-2], '""', '"')
                  ELSE nullif(f[{i + 1}], '') END AS c{i}"""
         for i in range(width))
     con.execute(f"CREATE TEMP TABLE raw_records AS SELECT row_num, {cols} FROM split_lines "
