@@ -116,6 +116,7 @@ def series_keys() -> list[str]:
             "covid_patients_in_hospital", "covid_patients_ventilated", "covid_admissions"]
     keys += [_key("staff_absent", staff_group=g, reason=r) for g in STAFF_GROUPS for r in REASONS]
     keys.append(_key("staff_absent", staff_group="all", reason="all"))
+    keys += [_key("staff_in_post", staff_group=g) for g in STAFF_GROUPS]
     for item in ITEMS:
         keys += [_key(m, item=item) for m in ("supply_stock", "supply_usage", "days_of_supply")]
     return keys
@@ -380,6 +381,7 @@ def simulate(trust: Trust, seed: int, days: int = DAYS) -> list[dict[str, float]
                 group_absent += n
             total_absent += group_absent
             absent_share[group] = group_absent / staff
+            v[_key("staff_in_post", staff_group=group)] = round(staff)
         v[_key("staff_absent", staff_group="all", reason="all")] = total_absent
         v[SHORTAGE_KEYS[0]] = 1 if absent_share["nursing"] > 0.075 else 0
         v[SHORTAGE_KEYS[1]] = 1 if absent_share["medical"] > 0.07 else 0

@@ -403,6 +403,7 @@ def forecast_series(store: DuckStore, metric: str, orgs: Sequence[str], horizon:
         raise ForecastError(f"none of {', '.join(wanted)} has enough values of {metric} to forecast")
     model = PooledForecaster.fit(segments, horizon)
     preds = model.predict(targets)
+    planned = planned_changes(store, metric)
     made = made_at or datetime.now(UTC).replace(tzinfo=None)
     vint = as_of or vintage
     rows: dict[str, list[Any]] = {name: [] for name in FORECAST_SCHEMA.names}
@@ -415,10 +416,32 @@ def forecast_series(store: DuckStore, metric: str, orgs: Sequence[str], horizon:
             rows["vintage"].append(vint)
             rows["period"].append(seg.end + timedelta(days=h))
             rows["horizon"].append(h)
+            shift = planned_shift(planned, seg, known, seg.end + timedelta(days=h))
             for k in ("mean", "lo80", "hi80", "lo95", "hi95"):
-                rows[k].append(round(float(p[k][h - 1]), 2))
+                rows[k].append(round(max(0.0, float(p[k][h - 1]) + shift), 2))
             rows["model"].append(MODEL_NAME)
     return pa.table(rows, schema=FORECAST_SCHEMA)
+
+
+def planned_changes(store: DuckStore, metric: str) -> list[tuple[str, date, date | None, float]]:
+    """(org, first day, last day or None, change) that approved mutual-aid plans expect in ``metric``."""
+    table = store.expected_changes(metric)
+    if table is None:
+        return []
+    table = table.filter(table.dims == "")
+    return [(r["org"], r["first_day"], r["last_day"], float(r["delta"]))
+            for r in table.select("org", "first_day", "last_day", "delta").to_pyarrow().to_pylist()]
+
+
+def planned_shift(planned: Sequence[tuple[str, date, date | None, float]], seg: Segment, known: dict[str, Org],
+                  day: date) -> float:
+    """The change plans expect on ``day`` for the series ``seg`` (a trust, or the trusts of a roll-up), counting
+    only changes that begin after its last report: earlier ones are already in the data."""
+    if not planned:
+        return 0.0
+    members = {seg.org} if known[seg.org].kind == OrgKind.TRUST else descendants(list(known.values()), seg.org)
+    return sum(delta for org, first, last, delta in planned
+               if org in members and seg.end < first <= day and (last is None or day <= last))
 
 
 def store_forecast(store: DuckStore, table: pa.Table) -> int:

@@ -8,6 +8,8 @@ from mutual.cli import (
     analytics,  # noqa: F401  (roll-ups, completeness)
     forecast,  # noqa: F401  (forecasts and the rolling-origin backtest)
     main,  # noqa: F401  (the app and the submission commands)
+    planning,  # noqa: F401  (mutual-aid plans and their workflow)
+    web,  # noqa: F401  (serve, users and tokens)
 )
 from mutual.cli.main import app
 

@@ -296,6 +296,19 @@ class DuckStore:
             t = t.filter(t.period <= q.end)
         return t.order_by(["org", "metric", "dims", "period", "recorded_at"])
 
+    def has_table(self, name: str) -> bool:
+        """Whether the workspace has this table (one opened read-only may predate it)."""
+        return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])
+                    .fetchall()[0][0])
+
+    def expected_changes(self, metric: str | None = None) -> ir.Table | None:
+        """Changes approved plans expect to make (see ``schema.EXPECTED_CHANGE_COLUMNS``); None in a workspace
+        that predates them."""
+        if not self.has_table("expected_change"):
+            return None
+        t = self.ibis.table("expected_change")
+        return t.filter(t.metric == metric) if metric else t
+
     def issues(self, submission_id: int) -> ir.Table:
         t = self.ibis.table("quality_issue")
         return t.filter(t.submission_id == submission_id).order_by(["row_num", "col", "rule"])

@@ -111,6 +111,22 @@ FORECAST_COLUMNS = [
     ("model", "VARCHAR NOT NULL"),
 ]
 
+# Approved mutual-aid plans (mutual.planning): the changes to stock or occupancy their moves are expected to make,
+# from ``first_day`` to ``last_day`` (NULL: from then on), so stock figures and forecasts see them before the trusts
+# report them. Rewritten whole for a plan whenever its status changes.
+EXPECTED_CHANGE_COLUMNS = [
+    ("plan_id", "INTEGER NOT NULL"),
+    ("move_seq", "INTEGER NOT NULL"),
+    ("org", "VARCHAR NOT NULL"),
+    ("metric", "VARCHAR NOT NULL"),
+    ("dims", "VARCHAR NOT NULL"),
+    ("first_day", "DATE NOT NULL"),
+    ("last_day", "DATE"),
+    ("delta", "DOUBLE NOT NULL"),
+    ("plan_status", "VARCHAR NOT NULL"),
+    ("recorded_at", "TIMESTAMP NOT NULL"),
+]
+
 TABLES = {
     "observation": OBSERVATION_COLUMNS,
     "quality_issue": ISSUE_COLUMNS,
@@ -119,6 +135,7 @@ TABLES = {
     "forecast": FORECAST_COLUMNS,
     "alert_event": ALERT_EVENT_COLUMNS,
     "alert": ALERT_COLUMNS,
+    "expected_change": EXPECTED_CHANGE_COLUMNS,
 }
 
 
