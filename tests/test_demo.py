@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import socket
+import subprocess
+import sys
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -19,8 +25,29 @@ from mutual.catalog.orgs import Org
 from mutual.cli import app
 from mutual.demo import EXPORT, LAYOUTS, LONG, Trust, build_demo, find_data_dir, prepare_home, simulate
 from mutual.ingest.specs import find_spec, plan_columns
+from mutual.planning.records import get_plan
+from mutual.web import accounts
 
 SEED = 7
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(url: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server stopped: {server.stdout.read().decode() if server.stdout else ''}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 def fake_trusts() -> list[Trust]:
@@ -251,15 +278,48 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
     assert corrections and all(f.status == "loaded" and f.quarantined == 0 for f in corrections)
 
     # The same seed through the command line, over the previous demo: the same files and the same counts.
-    result = CliRunner().invoke(app, ["demo", "--home", str(home), "--data", str(shared_data), "--seed", str(SEED)])
+    result = CliRunner().invoke(app, ["demo", "--home", str(home), "--data", str(shared_data), "--seed", str(SEED),
+                                      "--no-serve"])
     assert result.exit_code == 0, result.output
     assert "Top reasons values were quarantined" in result.output and "40 synthetic" in result.output
     assert "Alerts open on 29 Dec 2020" in result.output and "Trusts under most pressure" in result.output
+    assert "Demo accounts" in result.output and demo.DEMO_PASSWORD in result.output
     assert snapshot(home) == first
+
+    # A proposed plan for a planner to approve, with moves for the demo trust account's own trust to answer.
+    assert s.plan is not None and s.plan["moves"] > 0
+    assert {a["role"] for a in s.accounts} == {"national_analyst", "regional_analyst", "trust_submitter", "planner",
+                                               "admin"}
+    with open_mutual(home) as m:
+        view = get_plan(m.sessions, s.plan["id"])
+        assert view.record.status == "proposed"
+        trust = next(a["scope"] for a in s.accounts if a["role"] == "trust_submitter")
+        assert any(trust in (mv.src, mv.dst) for mv in view.moves)
+        user = accounts.sign_in(m.sessions, "trust", demo.DEMO_PASSWORD)
+        assert user.org == trust
+
+    # `mutual demo` ends by serving the workspace: the same server as `mutual serve`, signed in with a demo account.
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mutual", "serve", "--home", str(home), "--port", str(port),
+                               "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/healthz", server)
+        with httpx.Client(base_url=base, follow_redirects=False) as client:
+            form = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+            signed = client.post("/login", data={"username": "national", "password": demo.DEMO_PASSWORD,
+                                                 "csrf_token": token, "next": "/"})
+            assert signed.status_code == 303, signed.text
+            assert "Alerts" in client.get("/", headers={"accept": "text/html"}).text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def test_cli_refuses_a_folder_it_did_not_make(shared_data: Path, tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("x")
-    result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path), "--data", str(shared_data)])
+    result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path), "--data", str(shared_data),
+                                      "--no-serve"])
     assert result.exit_code == 1
     assert (tmp_path / "mine.txt").read_text() == "x" and not (tmp_path / "submissions").exists()

@@ -21,9 +21,13 @@ What the demo does, in order:
    file with its layout, days, time of receipt and defect.
 7. Ingests one real winter of NHS England sitreps, then every submission in order of receipt.
 8. Evaluates the shortage alert rules on each of the last ``ALERT_DAYS`` days, in order, as a daily job would.
-9. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
+9. Proposes a mutual-aid plan (staff loans between nearby trusts) for a planner to approve, and makes one demo
+   account per role (``DEMO_PASSWORD``; a local demo only), the trust and regional accounts scoped to a trust
+   that has moves in that plan.
+10. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
    the top reasons, what became of each broken file, then the alerts open on the last day and the trusts
-   under most pressure (G&A occupancy from its parts).
+   under most pressure (G&A occupancy from its parts), the proposed plan and the accounts. ``mutual demo`` then
+   serves the workspace (``--no-serve`` stops after the summary).
 
 The same seed gives byte-identical files and identical counts.
 
@@ -60,6 +64,8 @@ from mutual.analytics import alerts as al
 from mutual.app import Mutual, WorkspaceError, open_mutual
 from mutual.catalog.orgs import Org, OrgKind
 from mutual.ingest.specs import Spec, column_maps, encode_dims, find_spec
+from mutual.planning.records import save_plan
+from mutual.planning.runner import make_plan
 from mutual.store.intake import IngestError
 from mutual.workspace import Workspace
 
@@ -676,6 +682,8 @@ class DemoSummary:
     store: dict[str, Any]
     alerts: list[dict[str, Any]] = field(default_factory=list)  # open on the last day, most severe first
     pressure: list[dict[str, Any]] = field(default_factory=list)  # highest G&A occupancy on the last day
+    plan: dict[str, Any] | None = None  # the proposed mutual-aid plan: id, kind, moves, trusts
+    accounts: list[dict[str, str]] = field(default_factory=list)  # user, role, scope
 
     def total(self, attr: str, source: str | None = None) -> int:
         return sum(int(getattr(f, attr)) for f in self.files if source is None or f.source == source)
@@ -770,10 +778,49 @@ def build_demo(home: Path | None, *, seed: int, data_dir: Path | None,
         stats = m.store.stats()
         progress("evaluating alerts")
         alerts, pressure = _alerts(m)
+        progress("proposing a mutual-aid plan")
+        plan = _propose_plan(m)
+        progress("making the demo accounts")
+        accounts = _accounts(m, plan["trust"] if plan else trusts[0].code)
     return DemoSummary(home=ws.home, data_dir=data, seed=seed, trusts=len(trusts),
                        stps=len({t.stp for t in trusts}), regions=len({t.region for t in trusts}),
                        first_day=START, last_day=START + timedelta(days=DAYS - 1), days=DAYS, files=outcomes,
-                       rules=rules, store=stats, alerts=alerts, pressure=pressure)
+                       rules=rules, store=stats, alerts=alerts, pressure=pressure, plan=plan, accounts=accounts)
+
+
+DEMO_PASSWORD = "mutual-demo-password"  # every demo account's: the demo is for one machine, not a service
+PLAN_KIND = "staff"
+
+
+def _propose_plan(m: Mutual) -> dict[str, Any] | None:
+    """Staff loans for the fortnight after the last report, saved as proposed (none when nobody is short)."""
+    plan = make_plan(m.store, PLAN_KIND, horizon=14)
+    if not plan.moves:
+        return None
+    plan_id = save_plan(m.sessions, plan, created_by="demo")
+    receiver = plan.moves[0].dst
+    return {"id": plan_id, "kind": plan.kind, "moves": len(plan.moves), "trust": receiver,
+            "trusts": len({t for mv in plan.moves for t in (mv.src, mv.dst)})}
+
+
+def _accounts(m: Mutual, trust: str) -> list[dict[str, str]]:
+    """One account per role; the trust submitter speaks for ``trust``, the regional analyst for its region."""
+    from mutual.web.accounts import Role, add_user
+
+    orgs = m.orgs()
+    by_code = {o.code: o for o in orgs}
+    region = by_code[trust].region or next((by_code[p].region for p in [by_code[trust].parent] if p in by_code),
+                                           None)
+    wanted = [("national", Role.NATIONAL_ANALYST, None, None), ("regional", Role.REGIONAL_ANALYST, region, None),
+              ("trust", Role.TRUST_SUBMITTER, None, trust), ("planner", Role.PLANNER, None, None),
+              ("admin", Role.ADMIN, None, None)]
+    made = []
+    for name, role, reg, org in wanted:
+        if role == Role.REGIONAL_ANALYST and reg is None:
+            continue
+        add_user(m.sessions, name, role, password=DEMO_PASSWORD, region=reg, org=org, orgs=orgs)
+        made.append({"user": name, "role": role.value, "scope": reg or org or "all of England"})
+    return made
 
 
 def _alerts(m: Mutual) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -877,17 +924,30 @@ def print_summary(s: DemoSummary, console: Console) -> None:
     for p in s.pressure:
         worst.add_row(p["org"], p["name"], f"{p['occupancy']:.1%}", p["why"].split(": ", 1)[-1], p["quality"])
     console.print(worst)
+    if s.plan:
+        console.print(f"Mutual-aid plan {s.plan['id']} ({s.plan['kind']}) proposed: {s.plan['moves']} moves between "
+                      f"{s.plan['trusts']} trusts, awaiting each trust's answer and a planner's approval "
+                      f"(mutual plan show {s.plan['id']} --home {s.home})", highlight=False, soft_wrap=True)
+    if s.accounts:
+        people = Table(title=f"Demo accounts (password for each: {DEMO_PASSWORD})", title_justify="left",
+                       box=box.SIMPLE_HEAD)
+        for heading in ("user", "role", "sees"):
+            people.add_column(heading, no_wrap=True)
+        for a in s.accounts:
+            people.add_row(a["user"], a["role"].replace("_", " "), a["scope"])
+        console.print(people)
     console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
                   f"mutual query --metric ga_beds_occupied --home {s.home}; mutual alerts --home {s.home}",
                   highlight=False, soft_wrap=True)
 
 
-def run_demo(home: Path | None, *, seed: int, data_dir: Path | None, console: Console) -> None:
-    """Build the demo workspace (see the module docstring) and print its summary."""
+def run_demo(home: Path | None, *, seed: int, data_dir: Path | None, console: Console) -> Path:
+    """Build the demo workspace (see the module docstring), print its summary; returns the workspace."""
     with console.status("building the demo") as status:
         summary = build_demo(home, seed=seed, data_dir=data_dir,
                              progress=lambda text: status.update(f"demo: {text}"))
     print_summary(summary, console)
+    return summary.home
 
 
 __all__ = ["DemoSummary", "Trust", "build_demo", "find_data_dir", "pick_trusts", "prepare_home", "run_demo",

@@ -336,8 +336,17 @@ def write_table(table: pa.Table, format: str, out_file: Path | None) -> None:
 def demo(home: Home = None,
          seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same system")] = 7,
          data: Annotated[Path | None, typer.Option(help="Folder of public data (default: ../shared/data)")] = None,
+         serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the workspace afterwards")] = True,
+         host: Annotated[str, typer.Option(help="Address to serve on (127.0.0.1: this machine only)")] = "127.0.0.1",
+         port: Annotated[int, typer.Option(help="Port to serve on", min=1, max=65535)] = 8000,
          ) -> None:
-    """Build a demo workspace: a synthetic health system's submissions plus one real winter, then a summary."""
+    """Build a demo workspace (a synthetic health system's submissions plus one real winter), print a summary,
+    then serve it with the demo accounts (``--no-serve``: stop after the summary)."""
     from mutual.demo import run_demo
 
-    run_demo(home, seed=seed, data_dir=data, console=out)
+    built = run_demo(home, seed=seed, data_dir=data, console=out)
+    if serve:
+        from mutual.cli.web import run_server
+
+        out.print(f"Open http://{host}:{port}/ and sign in with a demo account above.", highlight=False)
+        run_server(built, host, port, log_level="warning")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,13 +53,19 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.
           log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug")] = "info",
           home: Home = None) -> None:
     """Serve the dashboard, the REST API (/api/v1) and the FHIR endpoint (/fhir) over the workspace."""
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise typer.BadParameter("use critical, error, warning, info or debug", param_hint="--log-level")
+    run_server(home, host, port, max_upload_mb=max_upload_mb, secure_cookies=secure_cookies, log_level=log_level)
+
+
+def run_server(home: Path | None, host: str, port: int, *, max_upload_mb: float = 50, secure_cookies: bool = False,
+               log_level: str = "info") -> None:
+    """Serve the workspace at ``home`` until interrupted (``mutual serve``, and ``mutual demo`` at its end)."""
     import uvicorn
 
     from mutual.web.app import create_app
     from mutual.web.deps import MiB, WebSettings
 
-    if log_level not in ("critical", "error", "warning", "info", "debug"):
-        raise typer.BadParameter("use critical, error, warning, info or debug", param_hint="--log-level")
     settings = WebSettings(max_body_bytes=int(max_upload_mb * MiB), secure_cookies=True if secure_cookies else None)
     web = create_app(home, settings=settings)
     where = f"[{host}]" if ":" in host else host

@@ -35,6 +35,23 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): SIGNED_IN,
     ("GET", "/openapi.json"): PUBLIC,
+    # -- dashboard: overview and map (mutual.web.dashboard.overview, .map) --
+    ("GET", "/"): SIGNED_IN,  # trust submitters are sent on to their submissions
+    ("GET", "/map"): roles(Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST, Role.PLANNER, Role.ADMIN),
+    # -- dashboard: organisation, data-quality, submission, alert and plan pages (mutual.web.dashboard.*) --
+    ("GET", "/orgs"): SIGNED_IN,
+    ("GET", "/orgs/{code}"): SIGNED_IN,
+    ("GET", "/submissions"): SIGNED_IN,
+    ("POST", "/submissions"): roles(Role.TRUST_SUBMITTER, Role.NATIONAL_ANALYST),
+    ("GET", "/submissions/{submission_id}"): SIGNED_IN,
+    ("GET", "/quality"): SIGNED_IN,
+    ("POST", "/quality/release"): roles(Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST),
+    ("POST", "/quality/correct"): roles(Role.TRUST_SUBMITTER, Role.NATIONAL_ANALYST),
+    ("GET", "/alerts"): SIGNED_IN,
+    ("GET", "/plans"): SIGNED_IN,
+    ("GET", "/plans/{plan_id}"): SIGNED_IN,
+    ("POST", "/plans/{plan_id}/moves/{action}"): roles(Role.TRUST_SUBMITTER),
+    ("POST", "/plans/{plan_id}/{action}"): roles(Role.PLANNER),
     # -- REST API (mutual.web.api, /api/v1) --
     ("GET", "/api/v1/overview"): roles(Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST, Role.PLANNER, Role.ADMIN),
     ("GET", "/api/v1/observations"): SIGNED_IN,

@@ -12,10 +12,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from mutual import __version__
 from mutual.app import Mutual
 from mutual.web import access, api, fhir_api, pages
+from mutual.web.dashboard import alerts as alerts_page
+from mutual.web.dashboard import map as map_page
+from mutual.web.dashboard import orgs as orgs_page
+from mutual.web.dashboard import overview as overview_page
+from mutual.web.dashboard import plans as plans_page
+from mutual.web.dashboard import quality as quality_page
+from mutual.web.dashboard import submissions as submissions_page
 from mutual.web.deps import LeaseMiddleware, WebSettings, WebState
 from mutual.web.errors import UnhandledErrorMiddleware, install_error_handlers
 from mutual.web.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -49,6 +57,14 @@ def create_app(home: Path | None = None, *, mutual: Mutual | None = None,
     app.state.web = state
     install_error_handlers(app)
     app.include_router(pages.router)
+    app.include_router(overview_page.router)
+    app.include_router(map_page.router)
+    app.include_router(orgs_page.router)
+    app.include_router(submissions_page.router)
+    app.include_router(quality_page.router)
+    app.include_router(alerts_page.router)
+    app.include_router(plans_page.router)
+    app.mount("/static", StaticFiles(packages=[("mutual.web", "static")]), name="static")
     app.include_router(api.router)
     app.include_router(fhir_api.router)
     app.add_middleware(LeaseMiddleware, state=state)

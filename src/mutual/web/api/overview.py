@@ -173,14 +173,14 @@ def snapshot(m: Mutual) -> Snapshot:
     alerts_day, every = stored_alerts(store)
     open_now = al.open_alerts(every, alerts_day, al.shipped_rules()) if alerts_day else []
     if day is None:
-        return Snapshot(_vintage_time(store), None, [], alerts_day, alert_items(open_now, names), [])
+        return Snapshot(vintage_time(store), None, [], alerts_day, alert_items(open_now, names), [])
     ranked = al.pressure(store, day, top=len(names))
     pressure = [{**{k: clean(v) for k, v in p.items()}, "name": names.get(p["org"], "")} for p in ranked]
-    return Snapshot(_vintage_time(store), day, figures(store, day), alerts_day, alert_items(open_now, names),
+    return Snapshot(vintage_time(store), day, figures(store, day), alerts_day, alert_items(open_now, names),
                     pressure)
 
 
-def _vintage_time(store: DuckStore) -> datetime | None:
+def vintage_time(store: DuckStore) -> datetime | None:
     obs = store.ibis.table("observation")
     found = obs.aggregate(last=obs.recorded_at.max()).to_pyarrow().to_pylist()[0]["last"]
     return found if isinstance(found, datetime) else None

@@ -210,6 +210,16 @@ async def upload(request: Request, response: Response,
                  file: Annotated[UploadFile, File(description="The file, in any supported format")],
                  spec: Annotated[str | None, Form(description="Mapping spec name (default: detected)")] = None,
                  org: Annotated[str | None, Form(description="The organisation that sent it")] = None) -> Any:
+    status, body = await accept_upload(request, principal, file, spec, org)
+    response.status_code = status
+    response.headers["Location"] = body["links"]["self"]
+    return body
+
+
+async def accept_upload(request: Request, principal: Principal, file: UploadFile, spec: str | None,
+                        org: str | None) -> tuple[int, dict[str, Any]]:
+    """Check the upload's parameters, write it to the workspace's ``tmp/`` and ingest it on a worker thread (the
+    server keeps answering meanwhile); the submission as the API shows it. The upload page calls this too."""
     spec = spec or None
     org = (org or "").strip().upper() or None
     if spec is not None and spec not in {s.name for s in shipped_specs()}:
@@ -229,7 +239,4 @@ async def upload(request: Request, response: Response,
             while chunk := await file.read(CHUNK):
                 digest.update(chunk)
                 f.write(chunk)
-        status, body = await run_in_threadpool(_ingest, request, principal, path, digest.hexdigest(), spec, org)
-    response.status_code = status
-    response.headers["Location"] = body["links"]["self"]
-    return body
+        return await run_in_threadpool(_ingest, request, principal, path, digest.hexdigest(), spec, org)

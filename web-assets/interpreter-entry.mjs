@@ -1,0 +1,2 @@
+import { expressionInterpreter } from 'vega-interpreter';
+globalThis.vegaInterpreter = expressionInterpreter;
