@@ -14,6 +14,10 @@ for (const container of document.querySelectorAll(".mutual-chart[data-spec]")) {
   window
     .vegaEmbed(container, spec, {
       actions: false,
+      // vega-embed and its tooltips would add <style> elements, which the content security policy refuses:
+      // their few rules are in /static/mutual.css instead
+      defaultStyle: false,
+      tooltip: { disableDefaultStyle: true },
       ast: true,
       expr: window.vegaInterpreter,
       renderer: "svg",
