@@ -231,7 +231,7 @@ def test_the_overview_has_headlines_trends_alerts_and_pressure_and_answers_304(a
     assert first.status_code == 200, first.text
     etag = first.headers["etag"]
     body = first.json()
-    assert body["day"] == "2021-01-14" and body["as_of"] == "2021-01-15T09:00:00"
+    assert body["day"] == "2021-01-14" and body["as_of"] == "2021-01-15T09:00:00Z", "times are UTC, and say so"
     heads = {h["key"]: h for h in body["headline"]}
     assert list(heads) == ["ga_occupancy", "cc_adult_occupancy", "ventilators_in_use", "covid_patients",
                            "staff_absent", "trusts_low_supply"]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import pyarrow as pa
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 
 from mutual.app import Mutual, WorkspaceError
 from mutual.catalog import load_catalog
@@ -99,6 +99,14 @@ def page_dict(request: Request, p: Paging, items: list[Any], total: int) -> dict
 
 
 # -- values as JSON ------------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+
+
+# Mutual keeps times as naive UTC; on the wire a time says so, as RFC 3339 (OpenAPI's date-time) requires.
+Timestamp = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
 
 
 def clean(value: Any) -> Any:

@@ -32,6 +32,7 @@ from mutual.web.api.common import (
     NationalAnalyst,
     Page,
     PagingDep,
+    Timestamp,
     cached_json,
     check_days,
     check_known_org,
@@ -74,8 +75,8 @@ class Observation(BaseModel):
     row_num: int | None
     col: str | None
     flagged: bool = Field(description="Accepted with a quality warning")
-    recorded_at: datetime = Field(description="When it became known (its submission's received time)")
-    superseded_at: datetime | None = Field(description="When a later value replaced it (history only)")
+    recorded_at: Timestamp = Field(description="When it became known (its submission's received time)")
+    superseded_at: Timestamp | None = Field(description="When a later value replaced it (history only)")
 
 
 def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
@@ -207,8 +208,8 @@ class CompletenessRow(BaseModel):
     org: str | None = None
     name: str | None = None
     received: bool | int | None = Field(None, description="Detail: stored; summary: trusts received")
-    received_at: datetime | None = None
-    deadline: datetime | None = None
+    received_at: Timestamp | None = None
+    deadline: Timestamp | None = None
     late_hours: float | None = None
     missing_streak: int | None = None
     stored: int | None = None
@@ -257,8 +258,8 @@ class ForecastRow(BaseModel):
     org: str
     metric: str
     dims: str
-    made_at: datetime
-    vintage: datetime | None = Field(description="The data's as-of time the forecast was made from")
+    made_at: Timestamp
+    vintage: Timestamp | None = Field(description="The data's as-of time the forecast was made from")
     period: date
     horizon: int
     mean: float | None
@@ -281,7 +282,7 @@ class ForecastRequest(BaseModel):
 
 class ForecastRun(BaseModel):
     saved: bool
-    vintage: datetime | None
+    vintage: Timestamp | None
     items: list[ForecastRow]
 
 

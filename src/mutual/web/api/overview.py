@@ -22,7 +22,7 @@ from mutual.analytics import alerts as al
 from mutual.analytics.rollup import Level, RollupQuery, rollup, rollup_rate
 from mutual.app import Mutual
 from mutual.store.duckdb_store import DuckStore
-from mutual.web.api.common import NOT_MODIFIED, Analysis, cached_json, clean, in_scope, workspace
+from mutual.web.api.common import NOT_MODIFIED, Analysis, Timestamp, cached_json, clean, in_scope, workspace
 from mutual.web.api.data import AlertItem, alert_items, stored_alerts
 from mutual.web.auth import visible_orgs
 from mutual.web.caching import current_vintage
@@ -87,7 +87,7 @@ class AlertCounts(BaseModel):
 
 
 class Overview(BaseModel):
-    as_of: datetime | None = Field(description="The data's vintage: when the latest value stored was recorded")
+    as_of: Timestamp | None = Field(description="The data's vintage: when the latest value stored was recorded")
     day: date | None = Field(description="The latest day any trust reported")
     headline: list[Figure]
     alerts: AlertCounts

@@ -22,6 +22,7 @@ from mutual.web.api.common import (
     Page,
     PagingDep,
     Planner,
+    Timestamp,
     TrustSubmitter,
     api_words,
     check_days,
@@ -57,7 +58,7 @@ class MoveOut(BaseModel):
 
 
 class EventOut(BaseModel):
-    at: datetime
+    at: Timestamp
     actor: str
     role: str
     org: str | None
@@ -74,9 +75,9 @@ class PlanSummary(BaseModel):
     status: str = Field(examples=["proposed"])
     start: date
     horizon: int
-    created_at: datetime
+    created_at: Timestamp
     created_by: str
-    data_as_of: datetime | None
+    data_as_of: Timestamp | None
     moves: int
     before: dict[str, float | None]
     after: dict[str, float | None]
@@ -88,9 +89,9 @@ class PlanDetail(BaseModel):
     status: str
     start: date
     horizon: int
-    created_at: datetime
+    created_at: Timestamp
     created_by: str
-    data_as_of: datetime | None
+    data_as_of: Timestamp | None
     params: dict[str, Any]
     before: dict[str, float | None]
     after: dict[str, float | None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
@@ -26,6 +26,7 @@ from mutual.web.api.common import (
     Page,
     PagingDep,
     Submitter,
+    Timestamp,
     check_known_org,
     error_doc,
     page_dict,
@@ -57,7 +58,7 @@ class SubmissionOut(BaseModel):
     size_bytes: int
     format: str | None = Field(description="The spec or reader that read it")
     source_org: str | None
-    received_at: datetime
+    received_at: Timestamp
     submitted_by: str
     status: Literal["received", "loaded", "rejected"]
     rows_read: int
@@ -68,7 +69,7 @@ class SubmissionOut(BaseModel):
     warnings: int
     missing: int
     error: str | None = Field(description="Why the file was rejected as a whole")
-    finished_at: datetime | None
+    finished_at: Timestamp | None
     links: Links
 
 
