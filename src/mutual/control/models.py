@@ -136,3 +136,23 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEvent(Base):
+    """One governance action or policy-gate decision, chained to the one before by its hash (``governance.audit``).
+
+    Append-only: the migration adds triggers that refuse UPDATE and DELETE, and ``verify`` finds any change made
+    around them."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(100))
+    agreement: Mapped[str | None] = mapped_column(String(100), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON of counts and codes, never a row value
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
