@@ -1,0 +1,114 @@
+"""Record-level extracts for a partner: opted-out patients removed, only the agreed fields, quasi-identifiers
+generalised, identifiers replaced by the agreement's pseudonyms, and k-anonymity reported.
+
+One DuckDB query over the episodes (a Parquet file or any relation), so ten million episodes stream through
+without Python touching a row: the national data opt-out is an anti-join, the pseudonyms are HMAC-SHA256 computed
+by the engine (``pseudonym.sql_pseudonym``, equal to the Python function), and generalisation is SQL:
+
+- date of birth → five-year age band at admission (``45-49``; 90 and over as ``90+``), never the date;
+- postcode → its district (the outward code, ``LS1``), never the full postcode;
+- admission and discharge dates → their month (``2020-11``) unless the agreement allows days;
+- ``nhs_number`` → ``patient`` and ``episode_id`` → ``episode``: pseudonyms, stable within the agreement.
+
+k-anonymity is measured over the quasi-identifiers released (age band, sex, district, trust where present):
+the smallest group of records sharing them, and how many records sit in groups smaller than k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+
+from mutual.governance.agreements import DATASETS
+from mutual.governance.pseudonym import hmac_pads, sql_pseudonym
+
+QUASI = ("age_band", "sex", "postcode_district", "trust")
+
+
+class ExtractError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    rows_in: int
+    opted_out: int
+    rows_out: int
+    columns: tuple[str, ...]
+    k: int
+    smallest_group: int | None
+    below_k: int
+
+
+def _column(field: str, dates: str) -> tuple[str, str]:
+    """The released column for an agreed field: (name, SQL)."""
+    if field == "nhs_number":
+        return "patient", "p.patient"
+    if field == "episode_id":
+        return "episode", sql_pseudonym("'episode:' || e.episode_id::VARCHAR")
+    if field == "date_of_birth":
+        return "age_band", ("CASE WHEN e.age >= 90 THEN '90+' ELSE (e.age // 5 * 5)::VARCHAR || '-' || "
+                            "(e.age // 5 * 5 + 4)::VARCHAR END")
+    if field == "postcode":
+        return "postcode_district", "upper(split_part(trim(e.postcode), ' ', 1))"
+    if field in ("admission_date", "discharge_date"):
+        return (field.replace("_date", "_month"), f"strftime(e.{field}, '%Y-%m')") if dates == "month" else (
+            field, f"e.{field}")
+    return field, f"e.{field}"
+
+
+def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str], key: bytes,
+            optouts: pa.Array | None = None, dates: Literal["month", "day"] = "month", k: int = 5,
+            out: Path | None = None) -> tuple[pa.Table | None, ExtractReport]:
+    """The extract of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('episodes.parquet')``)
+    under one agreement's ``key``: as Arrow, or written to ``out`` (Parquet) when given."""
+    unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
+    if unknown:
+        raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
+    if not fields:
+        raise ExtractError("an extract needs at least one agreed field")
+    columns = [_column(f, dates) for f in fields]
+    ipad, opad = hmac_pads(key)
+    con.register("_optouts", pa.table({"nhs_number": optouts if optouts is not None else pa.array([], pa.int64())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _optout AS SELECT DISTINCT nhs_number::BIGINT AS nhs_number "
+                "FROM _optouts")
+    con.unregister("_optouts")
+    select = ", ".join(f"{sql} AS {name}" for name, sql in columns)
+    age = ("date_diff('year', date_of_birth, admission_date) - (strftime(admission_date, '%m%d') < "
+           "strftime(date_of_birth, '%m%d'))::INTEGER")
+    kept = (f"(SELECT *, {age} AS age FROM {source} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
+    # a patient's pseudonym is computed once, however many episodes they have
+    patients = (f" JOIN (SELECT nhs_number, {sql_pseudonym('nhs_number::VARCHAR')} AS patient "
+                f"FROM (SELECT DISTINCT nhs_number FROM {source})) p USING (nhs_number)"
+                if "nhs_number" in fields else "")
+    query = f"SELECT {select} FROM {kept} e{patients}"
+    params = {"ipad": ipad, "opad": opad} if "$ipad" in query else None
+    rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _extract AS {query}", params)
+    rows_out = con.execute("SELECT count(*) FROM _extract").fetchall()[0][0]
+    names = tuple(name for name, _ in columns)
+    quasi = [q for q in QUASI if q in names]
+    smallest, below = None, 0
+    if quasi and rows_out:
+        keys = ", ".join(quasi)
+        smallest, below = con.execute(
+            f"SELECT min(n), coalesce(sum(n) FILTER (n < {int(k)}), 0) FROM "
+            f"(SELECT count(*) AS n FROM _extract GROUP BY {keys})").fetchall()[0]
+    report = ExtractReport(rows_in=int(rows_in), opted_out=int(rows_in) - int(rows_out), rows_out=int(rows_out),
+                           columns=names, k=k, smallest_group=None if smallest is None else int(smallest),
+                           below_k=int(below))
+    table = None
+    if out is not None:
+        target = out.as_posix().replace("'", "''")
+        con.execute(f"COPY _extract TO '{target}' (FORMAT parquet)")
+    else:
+        table = con.sql("SELECT * FROM _extract").to_arrow_table()
+    con.execute("DROP TABLE _extract")
+    con.execute("DROP TABLE _optout")
+    return table, report
