@@ -22,15 +22,18 @@ from pathlib import Path
 
 TEN_MILLION = 10_000_000
 
-BASELINE = """
-import duckdb, sys, time, resource
+# Peak memory of the process itself (VmHWM): ru_maxrss would carry the parent's peak over fork and exec.
+PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+
+BASELINE = f"""
+import duckdb, sys, time
 t = time.perf_counter()
-duckdb.sql(f"COPY (SELECT * FROM read_parquet('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT parquet)")
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+duckdb.sql(f"COPY (SELECT * FROM read_parquet('{{sys.argv[1]}}')) TO '{{sys.argv[2]}}' (FORMAT parquet)")
+print(time.perf_counter() - t, {PEAK})
 """
 
-EXTRACT = """
-import sys, time, resource
+EXTRACT = f"""
+import sys, time
 from pathlib import Path
 import duckdb, pyarrow.parquet as pq
 from mutual.governance.agreements import DATASETS
@@ -39,10 +42,10 @@ from mutual.governance.pseudonym import agreement_key
 optouts = pq.read_table(sys.argv[3]).column("nhs_number")
 t = time.perf_counter()
 con = duckdb.connect()
-_, report = extract(con, f"read_parquet('{sys.argv[1]}')", fields=DATASETS["apc_episodes"],
+_, report = extract(con, f"read_parquet('{{sys.argv[1]}}')", fields=DATASETS["apc_episodes"],
                     key=agreement_key(bytes(range(32)), "BENCH-1"), optouts=optouts, out=Path(sys.argv[2]))
 elapsed = time.perf_counter() - t
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report.rows_in, report.opted_out,
+print(elapsed, {PEAK}, report.rows_in, report.opted_out,
       report.rows_out, report.smallest_group, report.below_k)
 """
 
