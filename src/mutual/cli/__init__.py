@@ -7,7 +7,7 @@ from mutual.cli import (
     alerts,  # noqa: F401  (shortage alerts)
     analytics,  # noqa: F401  (roll-ups, completeness)
     forecast,  # noqa: F401  (forecasts and the rolling-origin backtest)
-    governance,  # noqa: F401  (the audit log)
+    governance,  # noqa: F401  (partners, agreements, the audit log)
     main,  # noqa: F401  (the app and the submission commands)
     planning,  # noqa: F401  (mutual-aid plans and their workflow)
     web,  # noqa: F401  (serve, users and tokens)

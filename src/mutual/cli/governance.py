@@ -1,16 +1,18 @@
-"""``mutual audit``: read and verify the hash-chained audit log of governance actions and gate decisions."""
+"""Data-sharing governance on the command line: ``mutual partners``, ``mutual agreements`` and ``mutual audit``
+(the hash-chained log every one of their changes is written to)."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mutual.app import open_mutual
-from mutual.cli.main import Home, app, err, friendly, out
+from mutual.cli.main import Home, app, err, friendly, out, parse_day
 
 audit_app = typer.Typer(help="The audit log: every governance action and data-release decision, hash-chained.",
                         no_args_is_help=True)
@@ -64,3 +66,140 @@ def audit_log(agreement: Annotated[str | None, typer.Option(help="Only this agre
         table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, f"{e.object_type} {e.object_id}",
                       e.agreement or "", json.dumps(dict(e.details), sort_keys=True))
     out.print(table if found else "No audit events.")
+
+
+partners_app = typer.Typer(help="Partners data is shared with, and their onboarding evidence.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+agreements_app = typer.Typer(help="Data-sharing agreements: draft from YAML, then submit, approve, activate, "
+                                  "suspend, reinstate, terminate, expire, confirm deletion.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
+By = Annotated[str, typer.Option("--by", help="Who is acting (recorded in the audit log)")]
+
+
+@partners_app.command("add")
+@friendly
+def partners_add(code: Annotated[str, typer.Argument(help="Short code, e.g. uni-leeds")],
+                 name: Annotated[str, typer.Option(help="The partner's name")],
+                 kind: Annotated[str, typer.Option(help="large_technology, sme_startup, university or ahsn_charity")],
+                 by: By, company_number: Annotated[str | None, typer.Option(help="Companies House number")] = None,
+                 contact: Annotated[str | None, typer.Option(help="Contact's name")] = None,
+                 email: Annotated[str | None, typer.Option(help="Contact's email")] = None,
+                 home: Home = None) -> None:
+    """Register a partner."""
+    from mutual.governance.records import add_partner
+
+    with open_mutual(home) as m:
+        add_partner(m.sessions, code, name, kind, by=by, company_number=company_number, contact_name=contact,
+                    contact_email=email)
+    out.print(f"partner {code} added")
+
+
+@partners_app.command("list")
+@friendly
+def partners_list(home: Home = None) -> None:
+    from mutual.governance.records import partners
+
+    with open_mutual(home) as m:
+        found = partners(m.sessions)
+    table = Table(title="Partners", title_justify="left")
+    for heading in ("code", "name", "kind", "company", "contact"):
+        table.add_column(heading)
+    for p in found:
+        table.add_row(p.code, p.name, p.kind.replace("_", " "), p.company_number or "", p.contact_email or "")
+    out.print(table if found else "No partners.")
+
+
+@partners_app.command("check")
+@friendly
+def partners_check(item: Annotated[str, typer.Argument(help="dpia, dspt, dtac, medical_device, clinical_safety or "
+                                                            "outcome_plan")],
+                   partner: Annotated[str, typer.Option(help="Partner code")],
+                   evidence: Annotated[str, typer.Option(help="Where the evidence is: a reference or link")],
+                   review_by: Annotated[str, typer.Option("--review-by", help="Review due, YYYY-MM-DD")],
+                   by: By, agreement: Annotated[str | None, typer.Option(help="Only for this agreement")] = None,
+                   home: Home = None) -> None:
+    """Record onboarding evidence, with the date it must be reviewed by."""
+    from mutual.governance.records import record_item
+
+    due = parse_day(review_by, "--review-by")
+    assert due is not None  # the option is required
+    with open_mutual(home) as m:
+        record_item(m.sessions, partner, item, evidence, due, by=by, agreement=agreement)
+    out.print(f"{item} recorded for {partner}")
+
+
+@agreements_app.command("draft")
+@friendly
+def agreements_draft(file: Annotated[Path, typer.Argument(help="The agreement as YAML")], by: By,
+                     home: Home = None) -> None:
+    """Draft an agreement from its YAML file (checked field by field)."""
+    from mutual.governance.records import draft, read_agreement
+
+    agreement = read_agreement(file)
+    with open_mutual(home) as m:
+        draft(m.sessions, agreement, by=by)
+    out.print(f"agreement {agreement.id} drafted; deletion due {agreement.deletion_due}")
+
+
+@agreements_app.command("list")
+@friendly
+def agreements_list(home: Home = None) -> None:
+    from mutual.governance.records import listing
+
+    with open_mutual(home) as m:
+        found = listing(m.sessions)
+    table = Table(title="Agreements", title_justify="left")
+    for heading in ("id", "partner", "status", "drafted by", "updated"):
+        table.add_column(heading)
+    for a in found:
+        table.add_row(a.id, a.partner, a.status, a.drafted_by, f"{a.updated_at:%Y-%m-%d %H:%M}")
+    out.print(table if found else "No agreements.")
+
+
+@agreements_app.command("show")
+@friendly
+def agreements_show(agreement_id: Annotated[str, typer.Argument(help="Agreement id")], home: Home = None) -> None:
+    """An agreement's terms, status and what its onboarding still lacks."""
+    from mutual.governance.records import get
+
+    with open_mutual(home) as m:
+        view = get(m.sessions, agreement_id)
+    a = view.agreement
+    out.print(f"{a.id}: {a.title} ({view.record.status}), partner {a.partner}", highlight=False)
+    out.print(f"purpose ({a.purpose_category.replace('_', ' ')}): {a.purpose}", highlight=False, soft_wrap=True)
+    out.print(f"legal basis: {a.legal_basis_art6}; {a.legal_basis_art9 or 'no special category data'}; "
+              f"confidentiality: {a.confidentiality_basis}", highlight=False)
+    out.print(f"data: {', '.join(a.datasets)} ({a.granularity.value}) from {a.data_from} to {a.data_to} for "
+              f"{len(a.orgs)} organisation(s); runs {a.start} to {a.end}; deletion due {a.deletion_due}",
+              highlight=False)
+    out.print("onboarding: complete" if not view.gaps else "onboarding lacks: " + "; ".join(view.gaps),
+              highlight=False, soft_wrap=True)
+
+
+def _step(action: str) -> None:
+    @agreements_app.command(action.replace("_", "-"))
+    @friendly
+    def command(agreement_id: Annotated[str, typer.Argument(help="Agreement id")], by: By,
+                role: Annotated[str, typer.Option(help="data_sharing_lead, ig_officer or system")],
+                reason: Annotated[str | None, typer.Option(help="Why (suspend, terminate, return)")] = None,
+                evidence: Annotated[str | None, typer.Option(help="Deletion evidence (confirm-deletion)")] = None,
+                on: Annotated[str | None, typer.Option(help="As of this day, YYYY-MM-DD (default today)")] = None,
+                home: Home = None) -> None:
+        from mutual.governance.agreements import Actor, Role
+        from mutual.governance.records import step
+
+        try:
+            actor = Actor(by, Role(role))
+        except ValueError:
+            raise typer.BadParameter("data_sharing_lead, ig_officer or system", param_hint="--role") from None
+        with open_mutual(home) as m:
+            rec = step(m.sessions, agreement_id, action, actor, today=parse_day(on, "--on") if on else None,
+                       reason=reason, evidence=evidence)
+        out.print(f"agreement {agreement_id} is {rec.status}")
+
+    command.__doc__ = f"{action.replace('_', ' ').capitalize()} an agreement (checked against the transition table)."
+
+
+for _action in ("submit", "return", "approve", "activate", "suspend", "reinstate", "terminate", "expire",
+                "confirm_deletion"):
+    _step(_action)

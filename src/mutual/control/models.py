@@ -154,5 +154,50 @@ class AuditEvent(Base):
     object_id: Mapped[str] = mapped_column(String(100))
     agreement: Mapped[str | None] = mapped_column(String(100), index=True)
     details: Mapped[str] = mapped_column(Text)  # canonical JSON of counts and codes, never a row value
+    reason: Mapped[str | None] = mapped_column(Text)  # why, in the actor's words (suspending, terminating, …)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class PartnerRecord(Base):
+    """An organisation data is shared with: its kind decides nothing by itself, but is published."""
+
+    __tablename__ = "partner"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))
+    company_number: Mapped[str | None] = mapped_column(String(20))
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class OnboardingRecord(Base):
+    """One piece of onboarding evidence for a partner (or one of its agreements), with its review date."""
+
+    __tablename__ = "onboarding_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner: Mapped[str] = mapped_column(String(64), ForeignKey("partner.code"), index=True)
+    agreement: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(30))
+    evidence: Mapped[str] = mapped_column(Text)
+    recorded: Mapped[date] = mapped_column(Date)
+    review_by: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+
+
+class AgreementRecord(Base):
+    """A data-sharing agreement: its document (``governance.agreements.Agreement`` as JSON) and its status."""
+
+    __tablename__ = "agreement"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner: Mapped[str] = mapped_column(String(64), ForeignKey("partner.code"), index=True)
+    document: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(30))
+    drafted_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    deletion_evidence: Mapped[str | None] = mapped_column(Text)

@@ -6,7 +6,8 @@ hash no longer matches), deleted one (a gap, or a broken link), inserted one (a 
 (numbers and links disagree). Deleting the newest events leaves a shorter chain that is whole: that is caught
 against an anchor, the head (number and hash) published elsewhere, as the annual report does.
 
-Events hold who, what, which object and agreement, and counts or codes: never a value of the data. ``details``
+Events hold who, what, which object and agreement, counts or codes, and the actor's reason in their own words
+where a step needs one: never a value of the data. ``details``
 accepts numbers, booleans and short codes only, so a row value cannot slip in as free text.
 """
 
@@ -46,6 +47,7 @@ class Event:
     details: Mapping[str, Detail]
     prev_hash: str
     hash: str
+    reason: str | None = None
 
 
 def check_details(details: Mapping[str, Any]) -> dict[str, Detail]:
@@ -64,10 +66,11 @@ def check_details(details: Mapping[str, Any]) -> dict[str, Detail]:
 
 
 def canonical(seq: int, at: datetime, actor: str, action: str, object_type: str, object_id: str,
-              agreement: str | None, details: Mapping[str, Detail]) -> bytes:
+              agreement: str | None, details: Mapping[str, Detail], reason: str | None = None) -> bytes:
     return json.dumps({"seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
                        "object_type": object_type, "object_id": object_id, "agreement": agreement,
-                       "details": dict(details)}, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+                       "details": dict(details), "reason": reason}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True).encode()
 
 
 def event_hash(prev_hash: str, body: bytes) -> str:
@@ -89,7 +92,8 @@ def chain_problems(events: Sequence[Event], head: tuple[int, str] | None = None)
         if e.prev_hash != prev:
             problems.append(f"event {e.seq} does not follow the event before it: an event before it was inserted, "
                             "removed, reordered or changed")
-        body = canonical(e.seq, e.at, e.actor, e.action, e.object_type, e.object_id, e.agreement, e.details)
+        body = canonical(e.seq, e.at, e.actor, e.action, e.object_type, e.object_id, e.agreement, e.details,
+                         e.reason)
         if event_hash(e.prev_hash, body) != e.hash:
             problems.append(f"event {e.seq} was changed after it was written (its hash does not match)")
         by_seq[e.seq] = e.hash
@@ -105,24 +109,24 @@ def chain_problems(events: Sequence[Event], head: tuple[int, str] | None = None)
 
 def _event(row: AuditEvent) -> Event:
     return Event(row.seq, row.at, row.actor, row.action, row.object_type, row.object_id, row.agreement,
-                 json.loads(row.details), row.prev_hash, row.hash)
+                 json.loads(row.details), row.prev_hash, row.hash, row.reason)
 
 
 def append(session: Session, *, actor: str, action: str, object_type: str, object_id: str,
-           agreement: str | None = None, details: Mapping[str, Any] | None = None,
+           agreement: str | None = None, details: Mapping[str, Any] | None = None, reason: str | None = None,
            at: datetime | None = None) -> Event:
     """Add the next event in ``session``'s transaction: it commits with the action it records, or not at all."""
     kept = check_details(details or {})
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
     when = (at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
-    digest = event_hash(prev, canonical(seq, when, actor, action, object_type, object_id, agreement, kept))
+    digest = event_hash(prev, canonical(seq, when, actor, action, object_type, object_id, agreement, kept, reason))
     session.add(AuditEvent(seq=seq, at=when, actor=actor, action=action, object_type=object_type,
                            object_id=object_id, agreement=agreement,
-                           details=json.dumps(kept, sort_keys=True, separators=(",", ":")),
+                           details=json.dumps(kept, sort_keys=True, separators=(",", ":")), reason=reason,
                            prev_hash=prev, hash=digest))
     session.flush()
-    return Event(seq, when, actor, action, object_type, object_id, agreement, kept, prev, digest)
+    return Event(seq, when, actor, action, object_type, object_id, agreement, kept, prev, digest, reason)
 
 
 def events(session: Session, *, agreement: str | None = None) -> list[Event]:

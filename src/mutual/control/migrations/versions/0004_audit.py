@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("object_id", sa.String(100), nullable=False),
         sa.Column("agreement", sa.String(100)),
         sa.Column("details", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )

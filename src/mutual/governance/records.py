@@ -1,0 +1,177 @@
+"""Partners, onboarding evidence and agreements in the control plane: each change is checked by the pure rules
+(``agreements``) and written in the same transaction as its audit event, so the log and the state never part."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mutual.control.models import AgreementRecord, OnboardingRecord, PartnerRecord
+from mutual.governance import audit
+from mutual.governance.agreements import (
+    CHECKLIST,
+    Actor,
+    Agreement,
+    AgreementError,
+    ChecklistItem,
+    Status,
+    onboarding_gaps,
+    transition,
+)
+
+PartnerKind = Literal["large_technology", "sme_startup", "university", "ahsn_charity"]
+PARTNER_KINDS: tuple[str, ...] = ("large_technology", "sme_startup", "university", "ahsn_charity")
+CODE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+COMPANY_NUMBER = re.compile(r"(?:[0-9]{8}|[A-Z]{2}[0-9]{6})")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def add_partner(sessions: sessionmaker[Session], code: str, name: str, kind: str, *, by: str,
+                company_number: str | None = None, contact_name: str | None = None,
+                contact_email: str | None = None) -> PartnerRecord:
+    if not CODE.fullmatch(code):
+        raise AgreementError(f"partner code {code!r}: lower-case letters, digits, '.', '_' or '-'")
+    if kind not in PARTNER_KINDS:
+        raise AgreementError(f"partner kind {kind!r}: choose {', '.join(PARTNER_KINDS)}")
+    if company_number is not None and not COMPANY_NUMBER.fullmatch(company_number.strip().upper()):
+        raise AgreementError(f"company number {company_number!r} is not 8 digits or 2 letters and 6 digits")
+    if contact_email is not None and "@" not in contact_email:
+        raise AgreementError(f"contact email {contact_email!r} has no @")
+    with sessions.begin() as s:
+        if s.get(PartnerRecord, code) is not None:
+            raise AgreementError(f"partner {code} already exists")
+        rec = PartnerRecord(code=code, name=name.strip(), kind=kind,
+                            company_number=company_number.strip().upper() if company_number else None,
+                            contact_name=contact_name, contact_email=contact_email, created_at=_now())
+        s.add(rec)
+        audit.append(s, actor=by, action="partner.add", object_type="partner", object_id=code,
+                     details={"kind": kind})
+    return rec
+
+
+def partners(sessions: sessionmaker[Session]) -> list[PartnerRecord]:
+    with sessions() as s:
+        return list(s.scalars(select(PartnerRecord).order_by(PartnerRecord.code)))
+
+
+def record_item(sessions: sessionmaker[Session], partner: str, kind: str, evidence: str, review_by: date, *,
+                by: str, agreement: str | None = None, recorded: date | None = None) -> OnboardingRecord:
+    """Onboarding evidence (a DPIA, DSPT status, DTAC, device marking, clinical safety case, outcome plan)."""
+    if kind not in CHECKLIST:
+        raise AgreementError(f"onboarding item {kind!r}: choose {', '.join(CHECKLIST)}")
+    if not evidence.strip():
+        raise AgreementError("say where the evidence is (a document reference or link)")
+    day = recorded or _now().date()
+    if review_by <= day:
+        raise AgreementError(f"the review date {review_by} must be after the day it is recorded ({day})")
+    with sessions.begin() as s:
+        if s.get(PartnerRecord, partner) is None:
+            raise AgreementError(f"no partner {partner} (see `mutual partners list`)")
+        rec = OnboardingRecord(partner=partner, agreement=agreement, kind=kind, evidence=evidence.strip(),
+                               recorded=day, review_by=review_by, recorded_by=by)
+        s.add(rec)
+        audit.append(s, actor=by, action="onboarding.record", object_type="partner", object_id=partner,
+                     agreement=agreement, details={"item": kind, "review_by": review_by.isoformat()})
+    return rec
+
+
+def items_for(s: Session, partner: str, agreement: str) -> list[ChecklistItem]:
+    rows = s.scalars(select(OnboardingRecord).where(OnboardingRecord.partner == partner))
+    return [ChecklistItem(r.kind, r.evidence, r.recorded, r.review_by) for r in rows
+            if r.agreement in (None, agreement)]
+
+
+def read_agreement(path: Path) -> Agreement:
+    """An agreement from its YAML file; every problem names the file and the field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise AgreementError(f"{path}: cannot be read as YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise AgreementError(f"{path}: expected a mapping of fields (id, partner, purpose, …)")
+    try:
+        return Agreement.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'agreement'}: {e['msg']}"
+                             for e in exc.errors())
+        raise AgreementError(f"{path}: {problems}") from None
+
+
+def draft(sessions: sessionmaker[Session], agreement: Agreement, *, by: str) -> AgreementRecord:
+    with sessions.begin() as s:
+        if s.get(PartnerRecord, agreement.partner) is None:
+            raise AgreementError(f"agreement {agreement.id}: no partner {agreement.partner} "
+                                 "(add it with `mutual partners add`)")
+        if s.get(AgreementRecord, agreement.id) is not None:
+            raise AgreementError(f"agreement {agreement.id} already exists")
+        now = _now()
+        rec = AgreementRecord(id=agreement.id, partner=agreement.partner, document=agreement.model_dump_json(),
+                              status=Status.DRAFT.value, drafted_by=by, created_at=now, updated_at=now)
+        s.add(rec)
+        audit.append(s, actor=by, action="agreement.draft", object_type="agreement", object_id=agreement.id,
+                     agreement=agreement.id, details={"granularity": agreement.granularity.value,
+                                                      "datasets": len(agreement.datasets)})
+    return rec
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    record: AgreementRecord
+    agreement: Agreement
+    gaps: list[str]
+
+
+def get(sessions: sessionmaker[Session], agreement_id: str, today: date | None = None) -> AgreementView:
+    with sessions() as s:
+        rec = s.get(AgreementRecord, agreement_id)
+        if rec is None:
+            raise AgreementError(f"no agreement {agreement_id} (see `mutual agreements list`)")
+        doc = Agreement.model_validate(json.loads(rec.document))
+        gaps = onboarding_gaps(doc, items_for(s, rec.partner, rec.id), today or _now().date())
+        return AgreementView(rec, doc, gaps)
+
+
+def listing(sessions: sessionmaker[Session]) -> list[AgreementRecord]:
+    with sessions() as s:
+        return list(s.scalars(select(AgreementRecord).order_by(AgreementRecord.id)))
+
+
+def step(sessions: sessionmaker[Session], agreement_id: str, action: str, actor: Actor, *,
+         today: date | None = None, reason: str | None = None, evidence: str | None = None) -> AgreementRecord:
+    """Move an agreement by ``action`` as ``actor``: checked by the transition table, audited with it."""
+    day = today or _now().date()
+    with sessions.begin() as s:
+        rec = s.get(AgreementRecord, agreement_id)
+        if rec is None:
+            raise AgreementError(f"no agreement {agreement_id} (see `mutual agreements list`)")
+        doc = Agreement.model_validate(json.loads(rec.document))
+        if action == "confirm_deletion" and not (evidence and evidence.strip()):
+            raise AgreementError("confirming deletion needs the partner's evidence (--evidence)")
+        new = transition(Status(rec.status), action, actor, doc, drafted_by=rec.drafted_by,
+                         items=items_for(s, rec.partner, rec.id), today=day, reason=reason)
+        details: dict[str, str | int] = {"from": rec.status, "to": new.value}
+        rec.status, rec.updated_at = new.value, _now()
+        if action == "confirm_deletion":
+            rec.deletion_evidence = (evidence or "").strip()
+        audit.append(s, actor=actor.name, action=f"agreement.{action}", object_type="agreement",
+                     object_id=agreement_id, agreement=agreement_id, details=details,
+                     reason=reason.strip() if reason and reason.strip() else None)
+    return rec
+
+
+def active(sessions: sessionmaker[Session]) -> Sequence[AgreementRecord]:
+    with sessions() as s:
+        return list(s.scalars(select(AgreementRecord).where(AgreementRecord.status == Status.ACTIVE.value)))
