@@ -7,6 +7,7 @@ content-addressed by sha256) and ``tmp/`` (spill space for large ingests).
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +51,27 @@ class Workspace:
     @property
     def exists(self) -> bool:
         return (self.home / "control.sqlite").exists()
+
+
+def workspace_secret(path: Path, consequence: str) -> bytes:
+    """32 random bytes kept (hex, mode 0600) at ``path``, created on first use; a looser mode is tightened.
+    ``consequence`` says what replacing a damaged secret does, for the error message."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    text = path.read_text().strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{path} is not a hex secret: delete it to make a new one ({consequence})") from None
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds a secret shorter than 32 bytes: delete it to make a new one ({consequence})")
+    return secret

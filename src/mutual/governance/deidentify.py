@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -64,9 +65,11 @@ def _column(field: str, dates: str) -> tuple[str, str]:
 
 def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str], key: bytes,
             optouts: pa.Array | None = None, dates: Literal["month", "day"] = "month", k: int = 5,
-            out: Path | None = None) -> tuple[pa.Table | None, ExtractReport]:
+            out: Path | None = None, trusts: Sequence[str] | None = None,
+            admitted: tuple[date, date] | None = None) -> tuple[pa.Table | None, ExtractReport]:
     """The extract of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('episodes.parquet')``)
-    under one agreement's ``key``: as Arrow, or written to ``out`` (Parquet) when given."""
+    under one agreement's ``key``: as Arrow, or written to ``out`` (Parquet) when given. ``trusts`` and
+    ``admitted`` (first and last day) keep only the episodes the request covers."""
     unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
     if unknown:
         raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
@@ -81,16 +84,25 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     select = ", ".join(f"{sql} AS {name}" for name, sql in columns)
     age = ("date_diff('year', date_of_birth, admission_date) - (strftime(admission_date, '%m%d') < "
            "strftime(date_of_birth, '%m%d'))::INTEGER")
+    scope = ""
+    if trusts is not None:
+        scope += " AND s.trust IN (SELECT unnest($trusts))"
+    if admitted is not None:
+        scope += " AND s.admission_date BETWEEN $first AND $last"
     kept = (f"(SELECT *, {age} AS age FROM {source} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
+            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number){scope})")
     # a patient's pseudonym is computed once, however many episodes they have
     patients = (f" JOIN (SELECT nhs_number, {sql_pseudonym('nhs_number::VARCHAR')} AS patient "
                 f"FROM (SELECT DISTINCT nhs_number FROM {source})) p USING (nhs_number)"
                 if "nhs_number" in fields else "")
     query = f"SELECT {select} FROM {kept} e{patients}"
-    params = {"ipad": ipad, "opad": opad} if "$ipad" in query else None
+    params: dict[str, object] = {"ipad": ipad, "opad": opad} if "$ipad" in query else {}
+    if trusts is not None:
+        params["trusts"] = list(trusts)
+    if admitted is not None:
+        params["first"], params["last"] = admitted
     rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _extract AS {query}", params)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _extract AS {query}", params or None)
     rows_out = con.execute("SELECT count(*) FROM _extract").fetchall()[0][0]
     names = tuple(name for name, _ in columns)
     quasi = [q for q in QUASI if q in names]

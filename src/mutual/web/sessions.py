@@ -13,10 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from mutual.workspace import workspace_secret
 
 SECRET_FILE = "web_secret"
 SESSION_COOKIE = "mutual_session"
@@ -27,26 +28,7 @@ CSRF_HEADER = "x-csrf-token"
 
 def load_secret(home: Path) -> bytes:
     """The workspace's signing secret, created (mode 0600) on first use; a looser mode is tightened."""
-    path = home / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-    text = path.read_text().strip()
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{path} is not a hex secret: delete it to make a new one (this signs everyone out)") from None
-    if len(secret) < 32:
-        raise ValueError(f"{path} holds a secret shorter than 32 bytes: delete it to make a new one")
-    return secret
+    return workspace_secret(home / SECRET_FILE, "this signs everyone out")
 
 
 def _b64(data: bytes) -> str:

@@ -1,0 +1,152 @@
+"""The policy gate: the one door through which data leaves the platform for a partner.
+
+``decide`` is the rule (pure): the agreement is active and in its dates today; the request's purpose, dataset,
+fields, organisations, dates and granularity are all within what it agreed. ``release`` applies it: the decision,
+allow or deny, is written to the audit log first (with counts, never values), and only an allowed request reads
+the data, which leaves through disclosure control (aggregates) or de-identification (records). Nothing else in
+Mutual reads the data plane for a partner: a test scans the code for any second path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy.orm import Session, sessionmaker
+
+from mutual.catalog import load_catalog
+from mutual.control.models import AgreementRecord
+from mutual.governance import audit
+from mutual.governance.agreements import SHARING, Agreement, Granularity, Status
+from mutual.governance.deidentify import extract
+from mutual.governance.disclosure import publish_count
+from mutual.governance.pseudonym import agreement_key
+from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.workspace import workspace_secret
+
+PSEUDONYM_SECRET = "pseudonym_secret"
+
+
+class GateDenied(PermissionError):
+    """A request the agreement does not cover; the refusal is in the audit log."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a partner asks for, under which agreement."""
+
+    agreement: str
+    dataset: str
+    fields: tuple[str, ...]
+    orgs: tuple[str, ...]
+    start: date
+    end: date
+    granularity: Granularity
+    purpose: str | None = None  # the purpose category the partner states; must be the agreement's
+    metrics: tuple[str, ...] = field(default_factory=tuple)  # capacity: which metrics (all when empty)
+
+
+def decide(agreement: Agreement, status: Status, request: Request, today: date) -> list[str]:
+    """Every reason to refuse ``request``, in words; [] means allow."""
+    reasons = []
+    if status not in SHARING:
+        reasons.append(f"agreement {agreement.id} is {status.value}, not active")
+    if not agreement.start <= today <= agreement.end:
+        reasons.append(f"agreement {agreement.id} runs from {agreement.start} to {agreement.end}, not on {today}")
+    if request.purpose is not None and request.purpose != agreement.purpose_category:
+        reasons.append(f"the purpose {request.purpose} is not the agreed {agreement.purpose_category}")
+    if request.dataset not in agreement.datasets:
+        reasons.append(f"dataset {request.dataset} is not in the agreement")
+    else:
+        extra = [f for f in request.fields if f not in agreement.fields.get(request.dataset, [])]
+        if extra:
+            reasons.append(f"field(s) {', '.join(extra)} of {request.dataset} are not agreed")
+    if not request.fields:
+        reasons.append("no fields asked for")
+    outside = [o for o in request.orgs if o not in agreement.orgs]
+    if outside or not request.orgs:
+        reasons.append(f"organisation(s) {', '.join(outside) or '(none named)'} are not covered")
+    if request.start > request.end or request.start < agreement.data_from or request.end > agreement.data_to:
+        reasons.append(f"dates {request.start} to {request.end} are outside the agreed {agreement.data_from} to "
+                       f"{agreement.data_to}")
+    if request.granularity == Granularity.PSEUDONYMISED and agreement.granularity != Granularity.PSEUDONYMISED:
+        reasons.append("record-level data is not agreed: aggregates only")
+    return reasons
+
+
+def _decision(sessions: sessionmaker[Session], request: Request, actor: str, today: date) -> Agreement:
+    """Decide and audit; raises ``GateDenied`` (after the refusal is committed to the log)."""
+    with sessions.begin() as s:
+        rec = s.get(AgreementRecord, request.agreement)
+        if rec is None:
+            reasons = [f"no agreement {request.agreement}"]
+            agreement = None
+        else:
+            agreement = Agreement.model_validate_json(rec.document)
+            reasons = decide(agreement, Status(rec.status), request, today)
+        audit.append(s, actor=actor, action="gate.deny" if reasons else "gate.allow", object_type="dataset",
+                     object_id=request.dataset, agreement=request.agreement if rec is not None else None,
+                     details={"granularity": request.granularity.value, "fields": len(request.fields),
+                              "orgs": len(request.orgs), "refusals": len(reasons)})
+    if reasons or agreement is None:
+        raise GateDenied(reasons)
+    return agreement
+
+
+def _released(sessions: sessionmaker[Session], request: Request, actor: str, rows: int, suppressed: int) -> None:
+    with sessions.begin() as s:
+        audit.append(s, actor=actor, action="gate.release", object_type="dataset", object_id=request.dataset,
+                     agreement=request.agreement, details={"rows": rows, "suppressed": suppressed})
+
+
+def release_capacity(sessions: sessionmaker[Session], store: DuckStore, request: Request, *, actor: str,
+                     today: date) -> pa.Table:
+    """Capacity values for an aggregate request: the agreed fields only, each count through disclosure control
+    (1–7 suppressed, the rest rounded to 5), with a note per value saying what was done."""
+    _decision(sessions, request, actor, today)
+    counts = {m.code for m in load_catalog().metrics if m.integer}
+    found = store.observations(ObservationQuery(start=request.start, end=request.end))
+    found = found.filter(found.org.isin(list(request.orgs)))
+    if request.metrics:
+        found = found.filter(found.metric.isin(list(request.metrics)))
+    rows = found.select("org", "metric", "dims", "period", "value").order_by(
+        ["org", "metric", "dims", "period"]).to_pyarrow().to_pylist()
+    out: dict[str, list[object]] = {f: [] for f in request.fields}
+    notes, suppressed = [], 0
+    for r in rows:
+        value, note = r["value"], "as reported"
+        if r["metric"] in counts and value is not None and float(value).is_integer():
+            entry = publish_count(int(value))
+            value, note = entry.shown, entry.reason
+            suppressed += entry.suppressed
+        for f in request.fields:
+            out[f].append(value if f == "value" else r[f])
+        notes.append(note)
+    table = pa.table({**out, "disclosure": notes}) if rows else pa.table(
+        {**{f: pa.array([], pa.string()) for f in request.fields}, "disclosure": pa.array([], pa.string())})
+    _released(sessions, request, actor, len(rows), suppressed)
+    return table
+
+
+def release_extract(sessions: sessionmaker[Session], home: Path, source: str, request: Request, *, actor: str,
+                    today: date, optouts: pa.Array | None = None, out: Path | None = None) -> pa.Table | None:
+    """A record-level extract (opt-outs removed, agreed fields, generalised, pseudonymised with the agreement's
+    key) of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``)."""
+    _decision(sessions, request, actor, today)
+    key = agreement_key(workspace_secret(home / PSEUDONYM_SECRET, "every pseudonym changes"), request.agreement)
+    con = duckdb.connect()
+    try:
+        table, report = extract(con, source, fields=request.fields, key=key, optouts=optouts, out=out,
+                                trusts=request.orgs, admitted=(request.start, request.end))
+    finally:
+        con.close()
+    _released(sessions, request, actor, report.rows_out, report.opted_out)
+    return table
