@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from conftest import ORGS_CSV
 from mutual.app import Mutual, open_mutual
+from mutual.governance.agreements import Agreement
+from mutual.governance.records import add_partner, draft
 from mutual.web import access, accounts, sessions
 from mutual.web.accounts import Role
 from mutual.web.app import create_app
@@ -25,7 +27,14 @@ from mutual.web.auth import require
 # and a refusal can only come from the route's roles.
 DATA = ("org,metric,date,value\nR1H,ga_beds_occupied,2018-12-03,1452\nR1H,ga_beds_open,2018-12-03,1491\n"
         "R1H,ga_beds_occupied,2018-12-04,1460\nR1H,ga_beds_open,2018-12-04,1491\n")
-SCOPE = {Role.REGIONAL_ANALYST: {"region": "Y56"}, Role.TRUST_SUBMITTER: {"org": "R1H"}}
+SCOPE = {Role.REGIONAL_ANALYST: {"region": "Y56"}, Role.TRUST_SUBMITTER: {"org": "R1H"},
+         Role.PARTNER: {"org": "uni-leeds"}}
+AGREEMENT = {"id": "A1", "partner": "uni-leeds", "title": "Study", "purpose": "A study of winter bed pressure.",
+             "purpose_category": "research", "legal_basis_art6": "6(1)(e) public task",
+             "confidentiality_basis": "anonymised", "datasets": ["capacity"],
+             "fields": {"capacity": ["org", "value"]}, "granularity": "aggregate", "orgs": ["R1H"],
+             "data_from": "2018-12-01", "data_to": "2018-12-31", "start": "2026-01-01", "end": "2030-12-31",
+             "retention_days": 30}
 # Sample values for path parameters, by name; anything else gets "1".
 SAMPLES = {"code": "R1H", "org_id": "R1H", "location_id": "R1H"}
 
@@ -40,11 +49,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, M
         m.import_orgs(tmp / "orgs.csv")
         (tmp / "data.csv").write_text(DATA)
         m.ingest(tmp / "data.csv", org="R1H")
+        add_partner(m.sessions, "uni-leeds", "University of Leeds", "university", by="lead")
+        draft(m.sessions, Agreement.model_validate(AGREEMENT), by="lead")
         tokens = {}
         for role in Role:
             name = role.value.replace("_", "-")
             accounts.add_user(m.sessions, name, role, password=None, orgs=m.orgs(), **SCOPE.get(role, {}))
-            tokens[role] = accounts.create_token(m.sessions, name)[1]
+            bound = AGREEMENT["id"] if role == Role.PARTNER else None
+            tokens[role] = accounts.create_token(m.sessions, name, agreement=bound)[1]
         yield create_app(mutual=m), m, tokens
 
 

@@ -82,7 +82,8 @@ def run_server(home: Path | None, host: str, port: int, *, max_upload_mb: float 
 def users_add(name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -)")],
               role: Annotated[str, typer.Option(help=ROLES)],
               region: Annotated[str | None, typer.Option(help="Region code (regional analysts)")] = None,
-              org: Annotated[str | None, typer.Option(help="Trust code (trust submitters)")] = None,
+              org: Annotated[str | None, typer.Option(
+                  help="Trust code (trust submitters); partner code (partners)")] = None,
               password_stdin: PasswordStdin = False,
               no_password: Annotated[bool, typer.Option("--no-password", help="A system account: API tokens only, "
                                                                               "no sign-in")] = False,
@@ -154,10 +155,12 @@ def tokens_create(user: Annotated[str, typer.Option("--user", help="The user the
                   name: Annotated[str | None, typer.Option("--name", help="A label: which system uses it")] = None,
                   expires: Annotated[float | None, typer.Option("--expires", help="Days until it expires "
                                                                                  "(default: never)")] = None,
+                  agreement: Annotated[str | None, typer.Option(
+                      "--agreement", help="For a partner's system: the one agreement the token serves")] = None,
                   home: Home = None) -> None:
     """Create an API token and print it (on stdout, once: only its hash is kept)."""
     with accounts.control_plane(home) as sessions:
-        info, secret = accounts.create_token(sessions, user, name=name, expires_days=expires)
+        info, secret = accounts.create_token(sessions, user, name=name, expires_days=expires, agreement=agreement)
     sys.stdout.write(secret + "\n")
     sys.stdout.flush()
     until = f", expires {_when(info.expires_at)} UTC" if info.expires_at else ""

@@ -136,6 +136,7 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    agreement: Mapped[str | None] = mapped_column(String(64))  # a partner's token: the one agreement it serves
 
 
 class AuditEvent(Base):

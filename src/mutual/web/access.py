@@ -15,13 +15,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.routing import Mount
 
-from mutual.web.accounts import Role
+from mutual.web.accounts import STAFF, Role
 from mutual.web.auth import RoleGate
 
 Access = frozenset[Role] | None
 
 PUBLIC: Access = None  # no sign-in needed
-SIGNED_IN: frozenset[Role] = frozenset(Role)  # any signed-in user: require() with no roles
+SIGNED_IN: frozenset[Role] = STAFF  # any signed-in member of staff: require() with no roles
 
 
 def roles(*allowed: Role) -> frozenset[Role]:
@@ -73,6 +73,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/submissions/{submission_id}"): SIGNED_IN,
     ("GET", "/api/v1/submissions/{submission_id}/quality"): SIGNED_IN,
     ("POST", "/api/v1/submissions"): roles(Role.TRUST_SUBMITTER, Role.NATIONAL_ANALYST),
+    ("GET", "/api/v1/partner/capacity"): roles(Role.PARTNER),
     # -- FHIR (mutual.web.fhir_api, /fhir) --
     ("GET", "/fhir/metadata"): PUBLIC,
     ("GET", "/fhir/MeasureReport"): SIGNED_IN,
@@ -102,7 +103,7 @@ def declared_roles(route: RouteContext) -> Access:
     gates = list(_gates(dependant)) if isinstance(dependant, Dependant) else []
     if not gates:
         return PUBLIC
-    allowed = SIGNED_IN
+    allowed: frozenset[Role] = frozenset(Role)
     for gate in gates:
         allowed = allowed & gate.roles
     return allowed

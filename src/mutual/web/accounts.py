@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mutual.app import WorkspaceError
 from mutual.catalog.orgs import Org, OrgKind
 from mutual.control import db
-from mutual.control.models import ApiToken, User
+from mutual.control.models import AgreementRecord, ApiToken, PartnerRecord, User
 from mutual.workspace import Workspace
 
 
@@ -36,6 +36,11 @@ class Role(StrEnum):
     TRUST_SUBMITTER = "trust_submitter"
     PLANNER = "planner"
     ADMIN = "admin"
+    PARTNER = "partner"  # a data-sharing partner's system: API tokens bound to one agreement, nothing else
+
+
+# Everyone who works in the health system; a partner reaches only the partner API, through the policy gate.
+STAFF: frozenset[Role] = frozenset(Role) - {Role.PARTNER}
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class Principal:
     username: str
     role: Role
     region: str | None
-    org: str | None
+    org: str | None  # a trust submitter's trust; a partner user's partner code
     via: str  # "session" or "token"
+    agreement: str | None = None  # the agreement a partner's token is bound to
 
 
 class AccountError(ValueError):
@@ -141,6 +147,10 @@ def check_scope(role: Role, region: str | None, org: str | None, orgs: Iterable[
         if found.kind != OrgKind.TRUST:
             raise AccountError(f"{org} ({found.name}) is a {found.kind}, not a trust")
         return None, org
+    if role == Role.PARTNER:
+        if region or not org:
+            raise AccountError("a partner user needs --org PARTNER_CODE (see `mutual partners list`)")
+        return None, org.lower()
     if region or org:
         raise AccountError(f"a {role.value} sees everything: --region and --org are only for regional analysts "
                            "and trust submitters")
@@ -188,8 +198,9 @@ def normalise_username(name: str) -> str:
     return username
 
 
-def principal_of(user: User, via: str) -> Principal:
-    return Principal(username=user.username, role=Role(user.role), region=user.region, org=user.org, via=via)
+def principal_of(user: User, via: str, agreement: str | None = None) -> Principal:
+    return Principal(username=user.username, role=Role(user.role), region=user.region, org=user.org, via=via,
+                     agreement=agreement)
 
 
 def _user(s: Session, username: str) -> User:
@@ -205,10 +216,14 @@ def add_user(sessions: sessionmaker[Session], username: str, role: Role | str, *
     name = normalise_username(username)
     the_role = role if isinstance(role, Role) else parse_role(role)
     region, org = check_scope(the_role, region, org, orgs)
+    if the_role == Role.PARTNER and password is not None:
+        raise AccountError("a partner's system signs in with API tokens only: give no password")
     password_hash = hash_password(password) if password is not None else None
     with sessions() as s, s.begin():
         if s.scalars(select(User.id).where(User.username == name)).first() is not None:
             raise AccountError(f"user {name!r} already exists")
+        if the_role == Role.PARTNER and s.get(PartnerRecord, org) is None:
+            raise AccountError(f"no partner {org} (add it with `mutual partners add`)")
         user = User(username=name, password_hash=password_hash, role=the_role.value, region=region, org=org,
                     disabled=False, created_at=utcnow(), session_epoch=0)
         s.add(user)
@@ -267,7 +282,7 @@ def sign_in(sessions: sessionmaker[Session], username: str, password: str) -> Us
     with sessions() as s, s.begin():
         user = s.scalars(select(User).where(User.username == name)).one_or_none() if name else None
         ok = verify_password(user.password_hash if user else None, password)
-        if user is None or not ok or user.disabled:
+        if user is None or not ok or user.disabled or user.role == Role.PARTNER.value:
             raise AuthFailure("wrong user name or password, or the account is disabled")
         if user.password_hash is not None and _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
@@ -308,8 +323,9 @@ def _info(token: ApiToken, username: str) -> TokenInfo:
 
 
 def create_token(sessions: sessionmaker[Session], username: str, *, name: str | None = None,
-                 expires_days: float | None = None) -> tuple[TokenInfo, str]:
-    """A new token for ``username``: its record and the token itself, which is shown this once and never stored."""
+                 expires_days: float | None = None, agreement: str | None = None) -> tuple[TokenInfo, str]:
+    """A new token for ``username``: its record and the token itself, which is shown this once and never stored.
+    A partner's token is bound to one of its partner's agreements, and reaches only what that agreement covers."""
     if expires_days is not None and not 0 < expires_days <= 3650:
         raise AccountError("--expires must be between 1 and 3650 days")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -318,9 +334,16 @@ def create_token(sessions: sessionmaker[Session], username: str, *, name: str | 
         user = _user(s, username)
         if user.disabled:
             raise AccountError(f"user {user.username!r} is disabled")
+        if (user.role == Role.PARTNER.value) != (agreement is not None):
+            raise AccountError("a partner's token needs --agreement ID, and only a partner's token takes one")
+        if agreement is not None:
+            bound = s.get(AgreementRecord, agreement)
+            if bound is None or bound.partner != user.org:
+                raise AccountError(f"no agreement {agreement} of partner {user.org} (see `mutual agreements list`)")
         token = ApiToken(user_id=user.id, name=(name or "").strip() or f"token for {user.username}",
                          token_hash=token_hash(secret), prefix=secret[: len(TOKEN_PREFIX) + 6], created_at=now,
-                         expires_at=now + timedelta(days=expires_days) if expires_days else None)
+                         expires_at=now + timedelta(days=expires_days) if expires_days else None,
+                         agreement=agreement)
         s.add(token)
         s.flush()
         info = _info(token, user.username)
@@ -347,9 +370,9 @@ def list_tokens(sessions: sessionmaker[Session], username: str | None = None) ->
 
 
 def token_user(sessions: sessionmaker[Session], token: str,
-               now: datetime | None = None) -> tuple[User, datetime | None]:
-    """The active user a bearer token belongs to, and when the token expires; AuthFailure saying why not
-    otherwise."""
+               now: datetime | None = None) -> tuple[User, datetime | None, str | None]:
+    """The active user a bearer token belongs to, when the token expires and the agreement it is bound to;
+    AuthFailure saying why not otherwise."""
     now = now or utcnow()
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthFailure("the bearer token is not a Mutual API token")
@@ -368,7 +391,7 @@ def token_user(sessions: sessionmaker[Session], token: str,
         if found.last_used_at is None or now - found.last_used_at >= TOUCH_EVERY:
             found.last_used_at = now
             s.commit()
-        return user, found.expires_at
+        return user, found.expires_at, found.agreement
 
 
 # -- the control plane alone -------------------------------------------------------------------------------------

@@ -69,10 +69,10 @@ def _identify(state: WebState, authorization: str | None, cookie: str | None) ->
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthFailure("use Authorization: Bearer <token>")
-            user, expires = accounts.token_user(state.mutual.sessions, token.strip())
+            user, expires, agreement = accounts.token_user(state.mutual.sessions, token.strip())
             if expires is not None:
                 until = min(until, expires.replace(tzinfo=UTC).timestamp())
-            found: tuple[Principal, SessionClaims | None] = (principal_of(user, "token"), None)
+            found: tuple[Principal, SessionClaims | None] = (principal_of(user, "token", agreement), None)
         else:
             max_age = state.settings.session_hours * 3600
             claims = read_session(state.secret, cookie or "", now, max_age)
@@ -122,9 +122,10 @@ class RoleGate:
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency letting through signed-in users of ``roles`` (any role when none are given):
-    401 without valid credentials, 403 for another role or a missing CSRF token."""
-    return RoleGate(frozenset(roles) or frozenset(Role))
+    """A dependency letting through signed-in users of ``roles`` (any staff role when none are given: a partner
+    is let through only where named): 401 without valid credentials, 403 for another role or a missing CSRF
+    token."""
+    return RoleGate(frozenset(roles) or accounts.STAFF)
 
 
 def csrf_token(request: Request) -> str | None:

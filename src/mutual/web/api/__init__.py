@@ -4,7 +4,7 @@ read is cut to the organisations the caller may see (``web.auth.visible_orgs``).
 
 from fastapi import APIRouter
 
-from mutual.web.api import data, overview, plans, submissions
+from mutual.web.api import data, overview, partner, plans, submissions
 from mutual.web.api.common import ERRORS
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -12,5 +12,6 @@ router.include_router(overview.router)
 router.include_router(data.router)
 router.include_router(plans.router)
 router.include_router(submissions.router)
+router.include_router(partner.router)
 
 __all__ = ["router"]

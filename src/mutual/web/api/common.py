@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, PlainSerializer
 
 from mutual.app import Mutual, WorkspaceError
 from mutual.catalog import load_catalog
+from mutual.web.accounts import STAFF
 from mutual.web.auth import Principal, Role, require
 from mutual.web.caching import cached_body, conditional, with_etag
 from mutual.web.deps import get_mutual, store_lock
@@ -240,7 +241,7 @@ def writing(request: Request) -> Iterator[None]:
 # -- who may call what (each route's roles; ``web.access.ROUTES`` holds the same table) -----------------------
 
 R = Role
-EVERYONE: tuple[Role, ...] = tuple(Role)
+EVERYONE: tuple[Role, ...] = tuple(sorted(STAFF))  # every member of staff; partners are named where let in
 ANALYSIS = (R.NATIONAL_ANALYST, R.REGIONAL_ANALYST, R.PLANNER, R.ADMIN)
 ANALYSTS = (R.NATIONAL_ANALYST, R.REGIONAL_ANALYST)
 NATIONAL = (R.NATIONAL_ANALYST,)
