@@ -135,3 +135,26 @@ def test_no_second_path_reads_data_for_partners() -> None:
             assert not re.search(r"from mutual\.governance\.deidentify import|deidentify\.extract", text), rel
         if rel.startswith("governance/") and rel not in ("governance/gate.py", "governance/deidentify.py"):
             assert not re.search(r"\bstore\.|observations\(|read_parquet|\.con\.|duckdb", text), rel
+
+
+def test_the_imported_opt_out_list_is_applied_to_every_extract(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mutual.cli import app
+
+    table = episodes.generate(500, ("R1H", "RAL"), date(2021, 1, 1), 31, seed=2)
+    pq.write_table(table, tmp_path / "ep.parquet")
+    people = sorted(set(table.column("nhs_number").to_pylist()))
+    (tmp_path / "optouts.txt").write_text("\n".join(str(n) for n in people[:40]) + "\n12345\n")
+    with open_mutual(tmp_path / "ws", create=True) as m:
+        setup(m, tmp_path, RECORDS)
+    result = CliRunner().invoke(app, ["optouts", "import", str(tmp_path / "optouts.txt"), "--by", "ig",
+                                      "--home", str(tmp_path / "ws")])
+    assert result.exit_code == 0 and "40 patients opted out" in result.output and "line 41" in result.output
+    with open_mutual(tmp_path / "ws") as m:
+        request = ask(agreement="REC", dataset="apc_episodes", fields=("nhs_number",), orgs=("R1H", "RAL"),
+                      start=date(2021, 1, 1), end=date(2021, 1, 31), granularity=Granularity.PSEUDONYMISED)
+        out = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')", request,
+                              actor="partner:uni-leeds", today=TODAY, store=m.store)
+    assert out is not None
+    assert out.num_rows == sum(n not in set(people[:40]) for n in table.column("nhs_number").to_pylist())

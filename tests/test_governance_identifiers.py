@@ -3,6 +3,8 @@ differ across agreements."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -56,3 +58,19 @@ def test_pseudonyms_are_stable_within_an_agreement_and_differ_across_agreements(
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         agreement_key(b"short", "A1")
+
+
+def test_an_opt_out_file_keeps_every_valid_number_and_names_every_bad_line(tmp_path: Path) -> None:
+    from mutual.governance.optouts import read_optouts
+
+    plain = tmp_path / "optouts.txt"
+    plain.write_text("943 476 5919\n\n9434765918\nnot-a-number\n943-476-5919\n4010232137\n")
+    found = read_optouts(plain)
+    assert found.numbers.to_pylist() == [9434765919, 4010232137]
+    assert found.problems == ["optouts.txt line 3: '9434765918' fails the check digit (expected 9): a digit is "
+                              "mistyped", "optouts.txt line 4: 'not-a-number' has characters other than digits, "
+                              "spaces and hyphens"]
+    table = tmp_path / "optouts.csv"
+    table.write_text("nhs_number,date\n4010232137,2020-01-01\n123,2020-01-02\n")
+    found = read_optouts(table)
+    assert found.numbers.to_pylist() == [4010232137] and found.problems[0].startswith("optouts.csv line 3:")

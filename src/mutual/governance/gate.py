@@ -137,10 +137,14 @@ def release_capacity(sessions: sessionmaker[Session], store: DuckStore, request:
 
 
 def release_extract(sessions: sessionmaker[Session], home: Path, source: str, request: Request, *, actor: str,
-                    today: date, optouts: pa.Array | None = None, out: Path | None = None) -> pa.Table | None:
+                    today: date, optouts: pa.Array | None = None, out: Path | None = None,
+                    store: DuckStore | None = None) -> pa.Table | None:
     """A record-level extract (opt-outs removed, agreed fields, generalised, pseudonymised with the agreement's
-    key) of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``)."""
+    key) of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``). ``optouts`` defaults to
+    the workspace's national data opt-out list (``mutual optouts import``)."""
     _decision(sessions, request, actor, today)
+    if optouts is None and store is not None and store.has_table("optout"):
+        optouts = store.con.sql("SELECT nhs_number FROM optout").to_arrow_table().column(0).combine_chunks()
     key = agreement_key(workspace_secret(home / PSEUDONYM_SECRET, "every pseudonym changes"), request.agreement)
     con = duckdb.connect()
     try:

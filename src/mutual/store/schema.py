@@ -127,6 +127,13 @@ EXPECTED_CHANGE_COLUMNS = [
     ("recorded_at", "TIMESTAMP NOT NULL"),
 ]
 
+# The national data opt-out list as last imported (a full snapshot each time): patients whose records never leave
+# for purposes beyond their care. NHS numbers only; the policy gate removes them from every extract.
+OPTOUT_COLUMNS = [
+    ("nhs_number", "BIGINT NOT NULL"),
+    ("imported_at", "TIMESTAMP NOT NULL"),
+]
+
 TABLES = {
     "observation": OBSERVATION_COLUMNS,
     "quality_issue": ISSUE_COLUMNS,
@@ -136,6 +143,7 @@ TABLES = {
     "alert_event": ALERT_EVENT_COLUMNS,
     "alert": ALERT_COLUMNS,
     "expected_change": EXPECTED_CHANGE_COLUMNS,
+    "optout": OPTOUT_COLUMNS,
 }
 
 
