@@ -13,17 +13,14 @@ episodes when N is not ten million (said so above it). Target: under 30 s for te
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-TEN_MILLION = 10_000_000
+from side import PEAK, run
 
-# Peak memory of the process itself (VmHWM): ru_maxrss would carry the parent's peak over fork and exec.
-PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+TEN_MILLION = 10_000_000
 
 BASELINE = f"""
 import duckdb, sys, time
@@ -48,13 +45,6 @@ elapsed = time.perf_counter() - t
 print(elapsed, {PEAK}, report.rows_in, report.opted_out,
       report.rows_out, report.smallest_group, report.below_k)
 """
-
-
-def run(code: str, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"benchmark step failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1].split()
 
 
 def main() -> None:

@@ -10,13 +10,13 @@ own process so peak memory is measured per side. Last line: ``ingest_ratio <base
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+
+from side import PEAK, run
 
 ORGS = 150
 
@@ -42,9 +42,6 @@ def orgs_file(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-# Peak memory of the process itself (VmHWM): ru_maxrss would carry the parent's size over fork and exec.
-PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
-
 BASELINE = f"""
 import duckdb, sys, time
 t = time.perf_counter()
@@ -66,13 +63,6 @@ with open_mutual(Path(sys.argv[2]), create=True) as m:
     assert s.values_read == s.accepted + s.quarantined, "counts do not add up"
 print(elapsed, {PEAK}, s.rows_read, s.accepted, s.quarantined)
 """
-
-
-def run(code: str, *args: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"benchmark step failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1].split()
 
 
 def main() -> None:
