@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -234,3 +235,41 @@ def optouts_import(file: Annotated[Path, typer.Argument(help="One NHS number per
                    details={"patients": len(found.numbers), "invalid_lines": len(found.problems)})
     out.print(f"{len(found.numbers):,} patients opted out (from {found.lines:,} lines; {len(found.problems)} "
               "invalid, listed above)", highlight=False)
+
+
+report_app = typer.Typer(help="Public reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("annual")
+@friendly
+def report_annual(org: Annotated[str, typer.Option(help="A trust or an ICS/STP code")],
+                  year: Annotated[int, typer.Option(help="The calendar year")],
+                  format: Annotated[str, typer.Option(help="html, csv or pdf")] = "html",
+                  out_file: Annotated[Path | None, typer.Option("--out", help="Write here (default: standard "
+                                                                             "output; PDF needs --out)")] = None,
+                  home: Home = None) -> None:
+    """The annual public value report: every agreement covering the organisation, releases and refusals."""
+    from mutual.governance.report import annual_report, to_csv, to_pdf
+
+    if format not in ("html", "csv", "pdf"):
+        raise typer.BadParameter("html, csv or pdf", param_hint="--format")
+    with open_mutual(home) as m:
+        report = annual_report(m.sessions, m.orgs(), org, year)
+    if format == "pdf":
+        if out_file is None:
+            raise typer.BadParameter("a PDF needs --out FILE", param_hint="--out")
+        out_file.write_bytes(to_pdf(report))
+    else:
+        if format == "html":
+            from mutual.web.templating import templates
+
+            body = templates.env.get_template("report.html").render(r=report, principal=None, request=None)
+        else:
+            body = to_csv(report)
+        if out_file is None:
+            sys.stdout.write(body)
+        else:
+            out_file.write_text(body, encoding="utf-8")
+    if out_file is not None:
+        out.print(f"report for {report.org_name} {year} written to {out_file}", highlight=False)

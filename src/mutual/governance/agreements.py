@@ -24,6 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mutual.governance.ledger import Terms
+
 
 class AgreementError(ValueError):
     pass
@@ -126,6 +128,7 @@ class Agreement(BaseModel):
     supports_care: bool = False
     digital_product: bool = True
     outcomes: list[Outcome] = Field(default_factory=list)
+    commercial: Terms | None = Field(None, description="Gain- and risk-share terms, when the partner is paid")
 
     @model_validator(mode="after")
     def _consistent(self) -> Agreement:

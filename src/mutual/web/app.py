@@ -23,6 +23,7 @@ from mutual.web.dashboard import orgs as orgs_page
 from mutual.web.dashboard import overview as overview_page
 from mutual.web.dashboard import plans as plans_page
 from mutual.web.dashboard import quality as quality_page
+from mutual.web.dashboard import reports as reports_page
 from mutual.web.dashboard import submissions as submissions_page
 from mutual.web.deps import LeaseMiddleware, WebSettings, WebState
 from mutual.web.errors import UnhandledErrorMiddleware, install_error_handlers
@@ -64,6 +65,7 @@ def create_app(home: Path | None = None, *, mutual: Mutual | None = None,
     app.include_router(quality_page.router)
     app.include_router(alerts_page.router)
     app.include_router(plans_page.router)
+    app.include_router(reports_page.router)
     app.mount("/static", StaticFiles(packages=[("mutual.web", "static")]), name="static")
     app.include_router(api.router)
     app.include_router(fhir_api.router)
