@@ -11,15 +11,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from conftest import ORGS_CSV
 from mutual.app import open_mutual
 from mutual.cli import app
-from mutual.governance.agreements import Actor, Agreement, Granularity, Role
+from mutual.governance.agreements import Actor, Agreement, AgreementError, Granularity, Role
 from mutual.governance.gate import GateDenied, Request, release_capacity
-from mutual.governance.records import add_partner, draft, record_item, step
+from mutual.governance.records import add_partner, draft, record_item, settle_period, step
 from mutual.web.app import create_app
 
 YEAR = datetime.now(UTC).year
@@ -63,14 +65,23 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
             with contextlib.suppress(GateDenied):
                 release_capacity(m.sessions, m.store, Request(**{**ask.__dict__, "orgs": ("RYJ",)}),
                                  actor="partner:bigco", today=TODAY)
+        first = settle_period(m.sessions, "BIG-1", f"{YEAR}-Q1", 33, by="finance")
+        assert first.amount == 1400.0  # 20% of 7 beds x £1,000 saved
+        fix = settle_period(m.sessions, "BIG-1", f"{YEAR}-Q1", 36, by="finance", correct=first.seq,
+                            why="late returns")
+        assert fix.amount == -2400.0 and fix.corrects == first.seq  # now owed: a £1,000 refund
+        with pytest.raises(AgreementError, match="no commercial terms"):
+            settle_period(m.sessions, "UNI-1", f"{YEAR}-Q1", 30, by="finance")
+        with m.sessions.begin() as sess, pytest.raises(DBAPIError, match="never changed"):
+            sess.connection().exec_driver_sql("UPDATE ledger_entry SET amount = 0")
         with TestClient(create_app(mutual=m)) as client:
             page = client.get(f"/reports/R1H/{YEAR}", headers={"accept": "text/html"})
             assert page.status_code == 200, page.text  # public: no sign-in
             assert "Bigco" in page.text and "large technology firm" in page.text and "Uni" not in page.text
             assert "about 10 time(s)" in page.text and "fewer than 8 time(s)" in page.text
             rows = list(csv.DictReader(io.StringIO(client.get(f"/reports/R1H/{YEAR}?format=csv").text)))
-            assert [(r["agreement"], r["releases"], r["refusals"], r["commercial"]) for r in rows] == [
-                ("BIG-1", "10", "<8", "yes")]
+            assert [(r["agreement"], r["releases"], r["refusals"], r["commercial"], r["paid_gbp"],
+                     r["refunded_gbp"]) for r in rows] == [("BIG-1", "10", "<8", "yes", "0.00", "1000.00")]
             ics = list(csv.DictReader(io.StringIO(client.get(f"/reports/E54000029/{YEAR}?format=csv").text)))
             assert [r["agreement"] for r in ics] == ["BIG-1"], "RYJ is in North West London, not East London"
             nw = list(csv.DictReader(io.StringIO(client.get(f"/reports/E54000027/{YEAR}?format=csv").text)))

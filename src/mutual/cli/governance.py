@@ -177,6 +177,40 @@ def agreements_show(agreement_id: Annotated[str, typer.Argument(help="Agreement 
               highlight=False, soft_wrap=True)
 
 
+@agreements_app.command("settle")
+@friendly
+def agreements_settle(agreement_id: Annotated[str, typer.Argument(help="Agreement id")],
+                      period: Annotated[str, typer.Option(help="The period settled, e.g. 2026-Q1")],
+                      measured: Annotated[float, typer.Option(help="The outcome measured over the period")],
+                      by: By, correct: Annotated[int | None, typer.Option(help="Correct this ledger entry")] = None,
+                      reason: Annotated[str, typer.Option(help="Why it is corrected")] = "",
+                      home: Home = None) -> None:
+    """Settle a period of a gain/risk-share agreement from its measured outcome (or correct a settlement)."""
+    from mutual.governance.records import settle_period
+
+    with open_mutual(home) as m:
+        row = settle_period(m.sessions, agreement_id, period, measured, by=by, correct=correct, why=reason)
+    out.print(f"ledger entry {row.seq}: £{row.amount:,.2f} ({row.explanation})", highlight=False, soft_wrap=True)
+
+
+@agreements_app.command("ledger")
+@friendly
+def agreements_ledger(agreement_id: Annotated[str, typer.Argument(help="Agreement id")], home: Home = None) -> None:
+    """An agreement's settlements and corrections, and what is owed in all."""
+    from mutual.governance.records import ledger_rows
+
+    with open_mutual(home) as m:
+        rows = ledger_rows(m.sessions, agreement_id)
+    table = Table(title=f"Ledger of {agreement_id}", title_justify="left")
+    for heading in ("entry", "period", "measured", "amount £", "corrects", "why"):
+        table.add_column(heading)
+    for r in rows:
+        table.add_row(str(r.seq), r.period, f"{r.measured:g}", f"{r.amount:,.2f}", str(r.corrects or ""),
+                      r.explanation)
+    out.print(table if rows else "No ledger entries.")
+    out.print(f"balance: £{sum(r.amount for r in rows):,.2f}")
+
+
 def _step(action: str) -> None:
     @agreements_app.command(action.replace("_", "-"))
     @friendly

@@ -202,3 +202,19 @@ class AgreementRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     deletion_evidence: Mapped[str | None] = mapped_column(Text)
+
+
+class LedgerRecord(Base):
+    """One settlement or correction of a gain/risk-share agreement (``governance.ledger``): never changed."""
+
+    __tablename__ = "ledger_entry"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement: Mapped[str] = mapped_column(String(64), ForeignKey("agreement.id"), index=True)
+    period: Mapped[str] = mapped_column(String(20))
+    measured: Mapped[float] = mapped_column(Float)
+    amount: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text)
+    corrects: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(100))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mutual.control.models import AgreementRecord, OnboardingRecord, PartnerRecord
+from mutual.control.models import AgreementRecord, LedgerRecord, OnboardingRecord, PartnerRecord
 from mutual.governance import audit
 from mutual.governance.agreements import (
     CHECKLIST,
@@ -28,6 +28,8 @@ from mutual.governance.agreements import (
     onboarding_gaps,
     transition,
 )
+from mutual.governance.ledger import Entry as LedgerEntry
+from mutual.governance.ledger import Ledger, LedgerError
 
 PartnerKind = Literal["large_technology", "sme_startup", "university", "ahsn_charity"]
 PARTNER_KINDS: tuple[str, ...] = ("large_technology", "sme_startup", "university", "ahsn_charity")
@@ -175,3 +177,44 @@ def step(sessions: sessionmaker[Session], agreement_id: str, action: str, actor:
 def active(sessions: sessionmaker[Session]) -> Sequence[AgreementRecord]:
     with sessions() as s:
         return list(s.scalars(select(AgreementRecord).where(AgreementRecord.status == Status.ACTIVE.value)))
+
+
+def ledger_of(s: Session, agreement_id: str) -> Ledger:
+    rows = s.scalars(select(LedgerRecord).where(LedgerRecord.agreement == agreement_id).order_by(LedgerRecord.seq))
+    return Ledger([LedgerEntry(r.seq, r.agreement, r.period, r.amount, r.explanation, r.corrects) for r in rows])
+
+
+def settle_period(sessions: sessionmaker[Session], agreement_id: str, period: str, measured: float, *, by: str,
+                  correct: int | None = None, why: str = "") -> LedgerRecord:
+    """Settle ``period`` of an agreement's gain/risk share from the measured outcome (or, with ``correct``, add a
+    correction of that entry), audited with the amount."""
+    with sessions.begin() as s:
+        rec = s.get(AgreementRecord, agreement_id)
+        if rec is None:
+            raise AgreementError(f"no agreement {agreement_id} (see `mutual agreements list`)")
+        terms = Agreement.model_validate(json.loads(rec.document)).commercial
+        if terms is None:
+            raise AgreementError(f"agreement {agreement_id} has no commercial terms to settle")
+        ledger = ledger_of(s, agreement_id)
+        try:
+            entry = (ledger.correct(correct, terms, measured, why) if correct is not None
+                     else ledger.settle(agreement_id, period, terms, measured))
+        except LedgerError as exc:
+            raise AgreementError(str(exc)) from None
+        row = LedgerRecord(agreement=agreement_id, period=entry.period, measured=measured, amount=entry.amount,
+                           explanation=entry.explanation, corrects=entry.corrects, created_at=_now(), created_by=by)
+        s.add(row)
+        s.flush()
+        audit.append(s, actor=by, action="ledger.correct" if correct is not None else "ledger.settle",
+                     object_type="ledger_entry", object_id=str(row.seq), agreement=agreement_id,
+                     details={"amount": entry.amount, "period": entry.period.replace(" ", "_")},
+                     reason=why.strip() or None)
+    return row
+
+
+def ledger_rows(sessions: sessionmaker[Session], agreement_id: str | None = None) -> list[LedgerRecord]:
+    with sessions() as s:
+        q = select(LedgerRecord).order_by(LedgerRecord.seq)
+        if agreement_id is not None:
+            q = q.where(LedgerRecord.agreement == agreement_id)
+        return list(s.scalars(q))

@@ -1,10 +1,11 @@
 """The annual public value report of a trust or an ICS (STP): what its data was shared for, with whom, on what
 basis, how often it left, and what came back; as HTML (the web serves it without sign-in), CSV and PDF.
 
-Every number in it is a count passed through disclosure control (``publish_count``: 1–7 suppressed, the rest
+Every count in it passes disclosure control (``publish_count``: 1–7 suppressed, the rest
 rounded to 5), and every count is reproducible: releases and refusals are the policy gate's audit events of the
 year for the agreements covering the organisation, and the report names the audit log's head it was made from
-(``mutual audit verify --head`` checks the log still reaches it).
+(``mutual audit verify --head`` checks the log still reaches it). Money paid and refunded under gain/risk-share
+terms is the sum of the year's ledger entries (money describes no person, so it is shown to the penny).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutual.catalog.orgs import Org
-from mutual.control.models import AgreementRecord, AuditEvent, PartnerRecord
+from mutual.control.models import AgreementRecord, AuditEvent, LedgerRecord, PartnerRecord
 from mutual.governance.agreements import Agreement, Granularity
 from mutual.governance.disclosure import Entry, publish_count
 
@@ -52,6 +53,8 @@ class Use:
     status: str
     releases: Entry
     refusals: Entry
+    paid: float  # gain-share paid to the partner this year, £ (settlements and corrections entered this year)
+    refunded: float  # risk-share refunded by the partner this year, £
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.agreement.is_not(None))
                                 .order_by(AuditEvent.seq)))
         last_event = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+        money = list(s.scalars(select(LedgerRecord)))
     uses = []
     total_releases = total_refusals = 0
     for rec in records:
@@ -108,6 +112,7 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
         refused = sum(e.action == "gate.deny" for e in in_year)
         total_releases, total_refusals = total_releases + released, total_refusals + refused
         partner = partners.get(rec.partner)
+        amounts = [e.amount for e in money if e.agreement == rec.id and first <= e.created_at.date() <= last]
         uses.append(Use(
             agreement=rec.id, recipient=partner.name if partner else rec.partner,
             recipient_kind=KIND.get(partner.kind, partner.kind) if partner else "",
@@ -117,12 +122,16 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
             datasets=", ".join(doc.datasets), sensitivity=SENSITIVITY[doc.granularity],
             commercial=doc.commercial is not None, optout_applied=doc.granularity == Granularity.PSEUDONYMISED,
             start=doc.start, end=doc.end, status=rec.status.replace("_", " "),
-            releases=publish_count(released), refusals=publish_count(refused)))
+            releases=publish_count(released), refusals=publish_count(refused),
+            paid=round(max(0.0, sum(amounts)), 2), refunded=round(max(0.0, -sum(amounts)), 2)))
     releases, refusals = publish_count(total_releases), publish_count(total_refusals)
     commercial = sum(u.commercial for u in uses)
+    paid, refunded = sum(u.paid for u in uses), sum(u.refunded for u in uses)
     summary = (
         f"In {year}, data from {org.name} was covered by {len(uses)} data-sharing agreement(s)"
-        + (f", {commercial} of them with payment terms that share gains and risks" if commercial else "")
+        + (f", {commercial} of them with payment terms that share gains and risks (partners were paid "
+           f"£{paid:,.2f} for outcomes achieved and refunded £{refunded:,.2f} for targets missed)"
+           if commercial else "")
         + f". Data left the platform {_words(releases)} time(s) under them and requests outside what was agreed "
           f"were refused {_words(refusals)} time(s). Each agreement below says who received data, what for, on "
           "what legal basis and in what form. Record-level data only ever leaves pseudonymised, with the national "
@@ -140,7 +149,7 @@ def _words(e: Entry) -> str:
 
 CSV_COLUMNS = ("agreement", "recipient", "recipient_kind", "purpose", "purpose_category", "legal_basis",
                "datasets", "sensitivity", "commercial", "optout_applied", "start", "end", "status", "releases",
-               "refusals")
+               "refusals", "paid_gbp", "refunded_gbp")
 
 
 def to_csv(r: AnnualReport) -> str:
@@ -151,7 +160,7 @@ def to_csv(r: AnnualReport) -> str:
         writer.writerow([u.agreement, u.recipient, u.recipient_kind, u.purpose, u.purpose_category, u.legal_basis,
                          u.datasets, u.sensitivity, "yes" if u.commercial else "no",
                          "yes" if u.optout_applied else "no", u.start.isoformat(), u.end.isoformat(), u.status,
-                         _cell(u.releases), _cell(u.refusals)])
+                         _cell(u.releases), _cell(u.refusals), f"{u.paid:.2f}", f"{u.refunded:.2f}"])
     return buf.getvalue()
 
 
@@ -192,7 +201,8 @@ def to_pdf(r: AnnualReport) -> bytes:
                              ("Commercial terms", "yes" if u.commercial else "no"),
                              ("National data opt-out applied", "yes" if u.optout_applied else "not needed"),
                              ("Runs", f"{u.start} to {u.end} ({u.status})"),
-                             ("Releases / refusals", f"{_cell(u.releases)} / {_cell(u.refusals)}")):
+                             ("Releases / refusals", f"{_cell(u.releases)} / {_cell(u.refusals)}"),
+                             ("Paid to the partner / refunded", f"GBP {u.paid:,.2f} / GBP {u.refunded:,.2f}")):
             para(5, text(f"{label}: {value}"))
     if r.head:
         pdf.ln(4)
