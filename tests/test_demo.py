@@ -298,6 +298,22 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
         user = accounts.sign_in(m.sessions, "trust", demo.DEMO_PASSWORD)
         assert user.org == trust
 
+    # Three partners with agreements in different states; the active one has an outcome and a settlement, and
+    # the trust's and the ICS's annual reports list it.
+    assert [state for _, _, state in s.partnerships["agreements"]] == ["active", "approved (no DTAC)", "submitted"]
+    assert "not proof" in s.partnerships["effect"] and s.partnerships["settled"] != 0
+    with open_mutual(home) as m:
+        from mutual.governance.audit import verify
+        from mutual.governance.report import annual_report
+
+        org, year = s.partnerships["report"].split("/")[2:4]
+        trust_report = annual_report(m.sessions, m.orgs(), org, int(year))
+        ics_report = annual_report(m.sessions, m.orgs(), s.partnerships["ics_report"].split("/")[2], int(year))
+        with m.sessions() as sess:
+            assert verify(sess)[0] == []
+    assert "NS-2026-01" in [u.agreement for u in trust_report.uses] and trust_report.releases.shown == 10
+    assert "NS-2026-01" in [u.agreement for u in ics_report.uses]
+
     # `mutual demo` ends by serving the workspace: the same server as `mutual serve`, signed in with a demo account.
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "mutual", "serve", "--home", str(home), "--port", str(port),

@@ -23,7 +23,9 @@ What the demo does, in order:
 8. Evaluates the shortage alert rules on each of the last ``ALERT_DAYS`` days, in order, as a daily job would.
 9. Proposes a mutual-aid plan (staff loans between nearby trusts) for a planner to approve, and makes one demo
    account per role (``DEMO_PASSWORD``; a local demo only), the trust and regional accounts scoped to a trust
-   that has moves in that plan.
+   that has moves in that plan. Sets up three data-sharing partners (a large technology firm, a start-up and a
+   university) with agreements in different states; the active one has releases through the policy gate, its
+   outcome measured by difference in differences and a quarter settled under its gain/risk-share terms.
 10. Prints a summary: trusts, days, submissions loaded and rejected, values accepted, quarantined and flagged,
    the top reasons, what became of each broken file, then the alerts open on the last day and the trusts
    under most pressure (G&A occupancy from its parts), the proposed plan and the accounts. ``mutual demo`` then
@@ -684,6 +686,7 @@ class DemoSummary:
     pressure: list[dict[str, Any]] = field(default_factory=list)  # highest G&A occupancy on the last day
     plan: dict[str, Any] | None = None  # the proposed mutual-aid plan: id, kind, moves, trusts
     accounts: list[dict[str, str]] = field(default_factory=list)  # user, role, scope
+    partnerships: dict[str, Any] = field(default_factory=dict)  # agreements, their states, the report's address
 
     def total(self, attr: str, source: str | None = None) -> int:
         return sum(int(getattr(f, attr)) for f in self.files if source is None or f.source == source)
@@ -782,10 +785,13 @@ def build_demo(home: Path | None, *, seed: int, data_dir: Path | None,
         plan = _propose_plan(m)
         progress("making the demo accounts")
         accounts = _accounts(m, plan["trust"] if plan else trusts[0].code)
+        progress("setting up data-sharing partnerships")
+        partnerships = _partnerships(m, [t.code for t in trusts])
     return DemoSummary(home=ws.home, data_dir=data, seed=seed, trusts=len(trusts),
                        stps=len({t.stp for t in trusts}), regions=len({t.region for t in trusts}),
                        first_day=START, last_day=START + timedelta(days=DAYS - 1), days=DAYS, files=outcomes,
-                       rules=rules, store=stats, alerts=alerts, pressure=pressure, plan=plan, accounts=accounts)
+                       rules=rules, store=stats, alerts=alerts, pressure=pressure, plan=plan, accounts=accounts,
+                       partnerships=partnerships)
 
 
 DEMO_PASSWORD = "mutual-demo-password"  # every demo account's: the demo is for one machine, not a service
@@ -801,6 +807,94 @@ def _propose_plan(m: Mutual) -> dict[str, Any] | None:
     receiver = plan.moves[0].dst
     return {"id": plan_id, "kind": plan.kind, "moves": len(plan.moves), "trust": receiver,
             "trusts": len({t for mv in plan.moves for t in (mv.src, mv.dst)})}
+
+
+PARTNERS = (("northstar-ai", "Northstar AI Ltd", "large_technology", "12345678"),
+            ("bedflow", "Bedflow Ltd", "sme_startup", "SC123456"),
+            ("uni-leeds", "University of Leeds", "university", None))
+TREATED = 5  # the first trusts picked run Northstar's discharge-planning tool for the last four weeks
+
+
+def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
+    """Three partners: a large technology firm whose discharge-planning tool is live at five trusts (an active,
+    aggregate-only agreement with gain/risk-share terms, its outcome measured by difference in differences and
+    a quarter settled), a start-up whose agreement waits on its DTAC, and a university whose record-level study
+    is submitted for approval. Some of Northstar's requests go through the gate, one is refused."""
+    from mutual.governance.agreements import Actor, Agreement
+    from mutual.governance.agreements import Role as IgRole
+    from mutual.governance.gate import GateDenied, Request, release_capacity
+    from mutual.governance.outcomes import did
+    from mutual.governance.records import add_partner, draft, record_item, settle_period, step
+    from mutual.store.duckdb_store import ObservationQuery
+
+    today = date.today()
+    last = START + timedelta(days=DAYS - 1)
+    go_live = last - timedelta(days=27)
+    lead, ig = Actor("demo.lead", IgRole.LEAD), Actor("demo.ig", IgRole.IG)
+    for code, name, kind, company in PARTNERS:
+        add_partner(m.sessions, code, name, kind, by="demo.lead", company_number=company,
+                    contact_email=f"data@{code}.example")
+        for item in ("dpia", "dspt", "dtac", "outcome_plan"):
+            if not (code == "bedflow" and item == "dtac"):
+                record_item(m.sessions, code, item, f"evidence/{code}/{item}.pdf", today + timedelta(days=365),
+                            by="demo.ig")
+    occupied = m.store.observations(ObservationQuery(metric="ga_beds_occupied", start=go_live - timedelta(days=28),
+                                                     end=last))
+    series: dict[str, dict[date, float]] = {}
+    for r in occupied.filter(occupied.dims == "").select("org", "period", "value").to_pyarrow().to_pylist():
+        if r["org"] in trusts:
+            series.setdefault(r["org"], {})[r["period"]] = r["value"]
+    treated = [t for t in trusts if t in series][:TREATED]
+    effect = did(series, treated, go_live, metric_label="G&A beds occupied", tool="Northstar's discharge planner",
+                 reps=2000)
+    pre = statistics.mean(v for t in treated for d, v in series[t].items() if d < go_live)
+    post = statistics.mean(v for t in treated for d, v in series[t].items() if d >= go_live)
+    base = {"purpose_category": "service_evaluation", "legal_basis_art6": "6(1)(e) public task",
+            "data_from": START, "data_to": last, "start": today - timedelta(days=90),
+            "end": today + timedelta(days=275), "retention_days": 90}
+    northstar = Agreement.model_validate({
+        **base, "id": "NS-2026-01", "partner": "northstar-ai", "title": "Discharge planning at five trusts",
+        "purpose": "Measure whether Northstar's discharge-planning tool frees general and acute beds.",
+        "confidentiality_basis": "anonymised", "datasets": ["capacity"], "granularity": "aggregate",
+        "fields": {"capacity": ["org", "metric", "period", "value"]}, "orgs": trusts,
+        "outcomes": [{"name": "G&A beds occupied at the five trusts", "metric": "ga_beds_occupied",
+                      "baseline": round(pre, 1), "target": round(pre * 0.97, 1), "better": "lower"}],
+        "commercial": {"baseline": round(pre, 1), "target": round(pre * 0.97, 1), "better": "lower",
+                       "value_per_unit": 350.0 * 91, "gain_share": 0.2, "cap": 60_000, "risk_share": 0.5,
+                       "refund_cap": 20_000}})
+    bedflow = Agreement.model_validate({
+        **base, "id": "BF-2026-01", "partner": "bedflow", "title": "Bed-state forecasting pilot",
+        "purpose": "Test whether a start-up's bed-state forecast beats the trusts' own planning figures.",
+        "purpose_category": "product_development", "confidentiality_basis": "anonymised", "datasets": ["capacity"],
+        "granularity": "aggregate", "fields": {"capacity": ["org", "period", "value"]}, "orgs": trusts[:10]})
+    leeds = Agreement.model_validate({
+        **base, "id": "UL-2026-01", "partner": "uni-leeds", "title": "Who needed critical care in the second wave",
+        "purpose": "Research into which patients needed critical care during the second wave, and for how long.",
+        "purpose_category": "research", "legal_basis_art9": "9(2)(j) research",
+        "confidentiality_basis": "section 251 support", "datasets": ["apc_episodes"],
+        "granularity": "pseudonymised_record", "orgs": trusts,
+        "fields": {"apc_episodes": ["nhs_number", "date_of_birth", "sex", "postcode", "trust", "admission_date",
+                                    "primary_diagnosis", "critical_care_days", "ventilated"]}})
+    for agreement, steps in ((northstar, ("submit", "approve", "activate")), (bedflow, ("submit", "approve")),
+                             (leeds, ("submit",))):
+        draft(m.sessions, agreement, by=lead.name)
+        for action in steps:
+            step(m.sessions, agreement.id, action, lead if action == "submit" else ig, today=today)
+    request = Request(agreement=northstar.id, dataset="capacity", fields=("org", "period", "value"),
+                      orgs=tuple(treated), start=go_live - timedelta(days=28), end=last,
+                      granularity=northstar.granularity, metrics=("ga_beds_occupied",))
+    for _ in range(12):
+        release_capacity(m.sessions, m.store, request, actor="partner:northstar-ai", today=today)
+    with contextlib.suppress(GateDenied):  # asking for a field it did not agree: refused, and audited
+        release_capacity(m.sessions, m.store, replace(request, fields=("org", "dims", "value")),
+                         actor="partner:northstar-ai", today=today)
+    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    settled = settle_period(m.sessions, northstar.id, quarter, round(post, 1), by="demo.finance")
+    stp = next((o.parent for o in m.orgs() if o.code == treated[0]), None)
+    return {"agreements": [(northstar.id, "northstar-ai", "active"), (bedflow.id, "bedflow", "approved (no DTAC)"),
+                           (leeds.id, "uni-leeds", "submitted")],
+            "effect": effect.statement, "settled": settled.amount, "quarter": quarter,
+            "report": f"/reports/{treated[0]}/{today.year}", "ics_report": f"/reports/{stp}/{today.year}"}
 
 
 def _accounts(m: Mutual, trust: str) -> list[dict[str, str]]:
@@ -936,6 +1030,14 @@ def print_summary(s: DemoSummary, console: Console) -> None:
         for a in s.accounts:
             people.add_row(a["user"], a["role"].replace("_", " "), a["scope"])
         console.print(people)
+    if s.partnerships:
+        p = s.partnerships
+        console.print("Data-sharing agreements: " + "; ".join(f"{a} ({partner}): {state}"
+                                                              for a, partner, state in p["agreements"]),
+                      highlight=False, soft_wrap=True)
+        console.print(f"Outcome: {p['effect']} Settled {p['quarter']}: £{p['settled']:,.2f}.", highlight=False,
+                      soft_wrap=True)
+        console.print(f"Annual public reports (no sign-in): {p['report']} and {p['ics_report']}", highlight=False)
     console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
                   f"mutual query --metric ga_beds_occupied --home {s.home}; mutual alerts --home {s.home}",
                   highlight=False, soft_wrap=True)
