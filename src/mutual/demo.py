@@ -1035,8 +1035,9 @@ def print_summary(s: DemoSummary, console: Console) -> None:
         console.print("Data-sharing agreements: " + "; ".join(f"{a} ({partner}): {state}"
                                                               for a, partner, state in p["agreements"]),
                       highlight=False, soft_wrap=True)
-        console.print(f"Outcome: {p['effect']} Settled {p['quarter']}: £{p['settled']:,.2f}.", highlight=False,
-                      soft_wrap=True)
+        money = (f"Northstar is paid £{p['settled']:,.2f}" if p["settled"] >= 0
+                 else f"Northstar refunds £{-p['settled']:,.2f} (target missed)")
+        console.print(f"Outcome: {p['effect']} Settled {p['quarter']}: {money}.", highlight=False, soft_wrap=True)
         console.print(f"Annual public reports (no sign-in): {p['report']} and {p['ics_report']}", highlight=False)
     console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
                   f"mutual query --metric ga_beds_occupied --home {s.home}; mutual alerts --home {s.home}",
