@@ -87,6 +87,10 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
             nw = list(csv.DictReader(io.StringIO(client.get(f"/reports/E54000027/{YEAR}?format=csv").text)))
             assert [r["agreement"] for r in nw] == ["UNI-1"]
             assert client.get(f"/reports/NOPE/{YEAR}").status_code == 404
+            register = client.get("/register", headers={"accept": "text/html"})
+            assert register.status_code == 200 and "Bigco" in register.text and "service evaluation" in register.text
+            row = register.text.split('id="register"')[1].split("</table>")[0]
+            assert ">10<" in row.replace(" ", ""), "12 releases, rounded to 10"
     result = CliRunner().invoke(app, ["report", "annual", "--org", "R1H", "--year", str(YEAR), "--format", "pdf",
                                       "--out", str(tmp_path / "r.pdf"), "--home", str(home)])
     assert result.exit_code == 0, result.output

@@ -113,6 +113,7 @@ def test_every_page_passes_the_accessibility_check(page_as: Callable[[str], Watc
         page.wait_for_load_state("networkidle")
         check_axe(page)
     page.context.clear_cookies()
-    page.goto("/login")
-    check_axe(page)
+    for path in ("/login", "/register"):  # public pages
+        page.goto(path)
+        check_axe(page)
     clean(w)

@@ -209,3 +209,42 @@ def to_pdf(r: AnnualReport) -> bytes:
         pdf.set_font("Helvetica", "", 8)
         para(4, text(f"Audit head {r.head[0]}:{r.head[1]}"))
     return bytes(pdf.output())
+
+
+@dataclass(frozen=True)
+class RegisterRow:
+    """One line of the public access register: releases under one agreement, by month."""
+
+    month: str
+    agreement: str
+    recipient: str
+    recipient_kind: str
+    purpose_category: str
+    dataset: str
+    sensitivity: str
+    releases: Entry
+
+
+def access_register(sessions: sessionmaker[Session]) -> list[RegisterRow]:
+    """Every release of data to a partner, by month, agreement and dataset, from the gate's audit events: who
+    received what, for which purpose; counts through disclosure control."""
+    with sessions() as s:
+        partners = {p.code: p for p in s.scalars(select(PartnerRecord))}
+        records = {r.id: r for r in s.scalars(select(AgreementRecord))}
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "gate.release")
+                                .order_by(AuditEvent.seq)))
+    counts: dict[tuple[str, str, str], int] = {}
+    for e in events:
+        if e.agreement in records:
+            key = (f"{e.at:%Y-%m}", e.agreement, e.object_id)
+            counts[key] = counts.get(key, 0) + 1
+    rows = []
+    for (month, agreement_id, dataset), n in sorted(counts.items(), reverse=True):
+        rec = records[agreement_id]
+        doc = Agreement.model_validate(json.loads(rec.document))
+        partner = partners.get(rec.partner)
+        rows.append(RegisterRow(month, agreement_id, partner.name if partner else rec.partner,
+                                KIND.get(partner.kind, partner.kind) if partner else "",
+                                doc.purpose_category.replace("_", " "), dataset, SENSITIVITY[doc.granularity],
+                                publish_count(n)))
+    return rows

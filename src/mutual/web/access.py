@@ -36,6 +36,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/logout"): SIGNED_IN,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/reports/{org}/{year}"): PUBLIC,  # the annual public value report
+    ("GET", "/register"): PUBLIC,  # the public access register
     # -- dashboard: overview and map (mutual.web.dashboard.overview, .map) --
     ("GET", "/"): SIGNED_IN,  # trust submitters are sent on to their submissions
     ("GET", "/map"): roles(Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST, Role.PLANNER, Role.ADMIN),

@@ -1,4 +1,5 @@
-"""The annual public value reports (``/reports/{org}/{year}``): public, no sign-in, as HTML, CSV or PDF."""
+"""Public pages, no sign-in: the annual value reports (``/reports/{org}/{year}``, as HTML, CSV or PDF) and the
+access register (``/register``: every release of data to a partner, by month)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from mutual.governance.report import ReportError, annual_report, to_csv, to_pdf
+from mutual.governance.report import ReportError, access_register, annual_report, to_csv, to_pdf
 from mutual.web.api.common import workspace
 from mutual.web.errors import ApiError
 from mutual.web.templating import render
@@ -33,3 +34,11 @@ def report_page(request: Request, org: Annotated[str, Path(max_length=20)],
         return Response(to_pdf(report), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
     return render(request, "report.html", {"r": report})
+
+
+@router.get("/register")
+def register_page(request: Request) -> Response:
+    """Who received data, for what purpose, how often: every release through the policy gate, by month."""
+    with workspace(request) as m:
+        rows = access_register(m.sessions)
+    return render(request, "register.html", {"rows": rows})
