@@ -312,6 +312,8 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
         with m.sessions() as sess:
             assert verify(sess)[0] == []
     assert "NS-2026-01" in [u.agreement for u in trust_report.uses] and trust_report.releases.shown == 10
+    northstar = next(u for u in trust_report.uses if u.agreement == "NS-2026-01")
+    assert northstar.outcomes and "not proof" in northstar.outcomes[0] and (northstar.paid or northstar.refunded)
     assert "NS-2026-01" in [u.agreement for u in ics_report.uses]
 
     # `mutual demo` ends by serving the workspace: the same server as `mutual serve`, signed in with a demo account.

@@ -21,7 +21,8 @@ from mutual.app import open_mutual
 from mutual.cli import app
 from mutual.governance.agreements import Actor, Agreement, AgreementError, Granularity, Role
 from mutual.governance.gate import GateDenied, Request, release_capacity
-from mutual.governance.records import add_partner, draft, record_item, settle_period, step
+from mutual.governance.outcomes import Effect
+from mutual.governance.records import add_partner, draft, record_item, record_outcome, settle_period, step
 from mutual.web.app import create_app
 
 YEAR = datetime.now(UTC).year
@@ -52,7 +53,9 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
                             recorded=date(YEAR, 1, 1))
         terms = {"baseline": 40, "target": 34, "better": "lower", "value_per_unit": 1000, "gain_share": 0.2,
                  "cap": 5000, "risk_share": 0.5, "refund_cap": 2000}
-        draft(m.sessions, agreement("BIG-1", "bigco", commercial=terms), by="lead")
+        outcome = {"name": "Beds occupied", "metric": "ga_beds_occupied", "baseline": 40, "target": 34,
+                   "better": "lower"}
+        draft(m.sessions, agreement("BIG-1", "bigco", commercial=terms, outcomes=[outcome]), by="lead")
         draft(m.sessions, agreement("UNI-1", "uni", orgs=["RYJ"]), by="lead")
         for action, actor in (("submit", Actor("lead", Role.LEAD)), ("approve", Actor("ig", Role.IG)),
                               ("activate", Actor("ig", Role.IG))):
@@ -65,6 +68,10 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
             with contextlib.suppress(GateDenied):
                 release_capacity(m.sessions, m.store, Request(**{**ask.__dict__, "orgs": ("RYJ",)}),
                                  actor="partner:bigco", today=TODAY)
+        effect = Effect(-2.5, -4.0, -1.0, 0.95, ("R1H",), ("RAL",), 0.1, -1.0, 1.2, "Beds fell; not proof of cause.")
+        record_outcome(m.sessions, "BIG-1", "Beds occupied", date(2021, 1, 15), effect, by="analyst")
+        with pytest.raises(AgreementError, match="no outcome measure 'Deaths'"):
+            record_outcome(m.sessions, "BIG-1", "Deaths", date(2021, 1, 15), effect, by="analyst")
         first = settle_period(m.sessions, "BIG-1", f"{YEAR}-Q1", 33, by="finance")
         assert first.amount == 1400.0  # 20% of 7 beds x £1,000 saved
         fix = settle_period(m.sessions, "BIG-1", f"{YEAR}-Q1", 36, by="finance", correct=first.seq,
@@ -79,6 +86,7 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
             assert page.status_code == 200, page.text  # public: no sign-in
             assert "Bigco" in page.text and "large technology firm" in page.text and "Uni" not in page.text
             assert "about 10 time(s)" in page.text and "fewer than 8 time(s)" in page.text
+            assert "Beds occupied (baseline 40, target 34): Beds fell; not proof of cause." in page.text
             rows = list(csv.DictReader(io.StringIO(client.get(f"/reports/R1H/{YEAR}?format=csv").text)))
             assert [(r["agreement"], r["releases"], r["refusals"], r["commercial"], r["paid_gbp"],
                      r["refunded_gbp"]) for r in rows] == [("BIG-1", "10", "<8", "yes", "0.00", "1000.00")]

@@ -824,7 +824,7 @@ def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
     from mutual.governance.agreements import Role as IgRole
     from mutual.governance.gate import GateDenied, Request, release_capacity
     from mutual.governance.outcomes import did
-    from mutual.governance.records import add_partner, draft, record_item, settle_period, step
+    from mutual.governance.records import add_partner, draft, record_item, record_outcome, settle_period, step
     from mutual.store.duckdb_store import ObservationQuery
 
     today = date.today()
@@ -880,6 +880,7 @@ def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
         draft(m.sessions, agreement, by=lead.name)
         for action in steps:
             step(m.sessions, agreement.id, action, lead if action == "submit" else ig, today=today)
+    record_outcome(m.sessions, northstar.id, northstar.outcomes[0].name, go_live, effect, by="demo.analyst")
     request = Request(agreement=northstar.id, dataset="capacity", fields=("org", "period", "value"),
                       orgs=tuple(treated), start=go_live - timedelta(days=28), end=last,
                       granularity=northstar.granularity, metrics=("ga_beds_occupied",))

@@ -218,3 +218,26 @@ class LedgerRecord(Base):
     corrects: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str] = mapped_column(String(100))
+
+
+class OutcomeRecord(Base):
+    """One evaluation of an agreement's outcome measure (``governance.outcomes``), as published."""
+
+    __tablename__ = "outcome_result"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement: Mapped[str] = mapped_column(String(64), ForeignKey("agreement.id"), index=True)
+    measure: Mapped[str] = mapped_column(String(200))
+    go_live: Mapped[date] = mapped_column(Date)
+    treated: Mapped[str] = mapped_column(Text)  # JSON list of trust codes
+    comparison: Mapped[str] = mapped_column(Text)  # JSON list
+    estimate: Mapped[float] = mapped_column(Float)
+    lo: Mapped[float] = mapped_column(Float)
+    hi: Mapped[float] = mapped_column(Float)
+    level: Mapped[float] = mapped_column(Float)
+    placebo: Mapped[float] = mapped_column(Float)
+    placebo_lo: Mapped[float] = mapped_column(Float)
+    placebo_hi: Mapped[float] = mapped_column(Float)
+    statement: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime] = mapped_column(DateTime)
+    made_by: Mapped[str] = mapped_column(String(100))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mutual.control.models import AgreementRecord, LedgerRecord, OnboardingRecord, PartnerRecord
+from mutual.control.models import AgreementRecord, LedgerRecord, OnboardingRecord, OutcomeRecord, PartnerRecord
 from mutual.governance import audit
 from mutual.governance.agreements import (
     CHECKLIST,
@@ -30,6 +30,7 @@ from mutual.governance.agreements import (
 )
 from mutual.governance.ledger import Entry as LedgerEntry
 from mutual.governance.ledger import Ledger, LedgerError
+from mutual.governance.outcomes import Effect
 
 PartnerKind = Literal["large_technology", "sme_startup", "university", "ahsn_charity"]
 PARTNER_KINDS: tuple[str, ...] = ("large_technology", "sme_startup", "university", "ahsn_charity")
@@ -218,3 +219,26 @@ def ledger_rows(sessions: sessionmaker[Session], agreement_id: str | None = None
         if agreement_id is not None:
             q = q.where(LedgerRecord.agreement == agreement_id)
         return list(s.scalars(q))
+
+
+def record_outcome(sessions: sessionmaker[Session], agreement_id: str, measure: str, go_live: date, effect: Effect,
+                   *, by: str) -> OutcomeRecord:
+    """Keep an evaluation of one of an agreement's outcome measures, to publish with its evidence."""
+    with sessions.begin() as s:
+        rec = s.get(AgreementRecord, agreement_id)
+        if rec is None:
+            raise AgreementError(f"no agreement {agreement_id} (see `mutual agreements list`)")
+        names = [o.name for o in Agreement.model_validate(json.loads(rec.document)).outcomes]
+        if measure not in names:
+            raise AgreementError(f"agreement {agreement_id} has no outcome measure {measure!r} "
+                                 f"(it has: {', '.join(names) or 'none'})")
+        row = OutcomeRecord(agreement=agreement_id, measure=measure, go_live=go_live,
+                            treated=json.dumps(list(effect.treated)), comparison=json.dumps(list(effect.comparison)),
+                            estimate=effect.estimate, lo=effect.lo, hi=effect.hi, level=effect.level,
+                            placebo=effect.placebo, placebo_lo=effect.placebo_lo, placebo_hi=effect.placebo_hi,
+                            statement=effect.statement, made_at=_now(), made_by=by)
+        s.add(row)
+        s.flush()
+        audit.append(s, actor=by, action="outcome.evaluate", object_type="outcome_result", object_id=str(row.id),
+                     agreement=agreement_id, details={"treated": len(effect.treated)})
+    return row

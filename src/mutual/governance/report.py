@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutual.catalog.orgs import Org
-from mutual.control.models import AgreementRecord, AuditEvent, LedgerRecord, PartnerRecord
+from mutual.control.models import AgreementRecord, AuditEvent, LedgerRecord, OutcomeRecord, PartnerRecord
 from mutual.governance.agreements import Agreement, Granularity
 from mutual.governance.disclosure import Entry, publish_count
 
@@ -55,6 +55,7 @@ class Use:
     refusals: Entry
     paid: float  # gain-share paid to the partner this year, £ (settlements and corrections entered this year)
     refunded: float  # risk-share refunded by the partner this year, £
+    outcomes: tuple[str, ...] = ()  # each evaluated outcome measure: target and what the evidence shows
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
                                 .order_by(AuditEvent.seq)))
         last_event = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
         money = list(s.scalars(select(LedgerRecord)))
+        evaluations = list(s.scalars(select(OutcomeRecord).order_by(OutcomeRecord.id)))
     uses = []
     total_releases = total_refusals = 0
     for rec in records:
@@ -113,6 +115,11 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
         total_releases, total_refusals = total_releases + released, total_refusals + refused
         partner = partners.get(rec.partner)
         amounts = [e.amount for e in money if e.agreement == rec.id and first <= e.created_at.date() <= last]
+        targets = {o.name: o for o in doc.outcomes}
+        outcomes = tuple(
+            f"{o.measure} (baseline {targets[o.measure].baseline:g}, target {targets[o.measure].target:g}): "
+            f"{o.statement}" for o in evaluations
+            if o.agreement == rec.id and o.measure in targets and first <= o.made_at.date() <= last)
         uses.append(Use(
             agreement=rec.id, recipient=partner.name if partner else rec.partner,
             recipient_kind=KIND.get(partner.kind, partner.kind) if partner else "",
@@ -123,7 +130,7 @@ def annual_report(sessions: sessionmaker[Session], orgs: list[Org], org_code: st
             commercial=doc.commercial is not None, optout_applied=doc.granularity == Granularity.PSEUDONYMISED,
             start=doc.start, end=doc.end, status=rec.status.replace("_", " "),
             releases=publish_count(released), refusals=publish_count(refused),
-            paid=round(max(0.0, sum(amounts)), 2), refunded=round(max(0.0, -sum(amounts)), 2)))
+            paid=round(max(0.0, sum(amounts)), 2), refunded=round(max(0.0, -sum(amounts)), 2), outcomes=outcomes))
     releases, refusals = publish_count(total_releases), publish_count(total_refusals)
     commercial = sum(u.commercial for u in uses)
     paid, refunded = sum(u.paid for u in uses), sum(u.refunded for u in uses)
@@ -149,7 +156,7 @@ def _words(e: Entry) -> str:
 
 CSV_COLUMNS = ("agreement", "recipient", "recipient_kind", "purpose", "purpose_category", "legal_basis",
                "datasets", "sensitivity", "commercial", "optout_applied", "start", "end", "status", "releases",
-               "refusals", "paid_gbp", "refunded_gbp")
+               "refusals", "paid_gbp", "refunded_gbp", "outcomes")
 
 
 def to_csv(r: AnnualReport) -> str:
@@ -160,7 +167,8 @@ def to_csv(r: AnnualReport) -> str:
         writer.writerow([u.agreement, u.recipient, u.recipient_kind, u.purpose, u.purpose_category, u.legal_basis,
                          u.datasets, u.sensitivity, "yes" if u.commercial else "no",
                          "yes" if u.optout_applied else "no", u.start.isoformat(), u.end.isoformat(), u.status,
-                         _cell(u.releases), _cell(u.refusals), f"{u.paid:.2f}", f"{u.refunded:.2f}"])
+                         _cell(u.releases), _cell(u.refusals), f"{u.paid:.2f}", f"{u.refunded:.2f}",
+                         " | ".join(u.outcomes)])
     return buf.getvalue()
 
 
@@ -204,6 +212,8 @@ def to_pdf(r: AnnualReport) -> bytes:
                              ("Releases / refusals", f"{_cell(u.releases)} / {_cell(u.refusals)}"),
                              ("Paid to the partner / refunded", f"GBP {u.paid:,.2f} / GBP {u.refunded:,.2f}")):
             para(5, text(f"{label}: {value}"))
+        for outcome in u.outcomes:
+            para(5, text(f"Outcome: {outcome}"))
     if r.head:
         pdf.ln(4)
         pdf.set_font("Helvetica", "", 8)
