@@ -311,6 +311,16 @@ def test_demo_end_to_end_and_the_same_seed_gives_the_same_result(shared_data: Pa
         ics_report = annual_report(m.sessions, m.orgs(), s.partnerships["ics_report"].split("/")[2], int(year))
         with m.sessions() as sess:
             assert verify(sess)[0] == []
+        # Record-level episodes agree with what the trusts reported: every trust's census, every day.
+        mismatched = m.store.con.sql(
+            "WITH days AS (SELECT org, period, value FROM observation WHERE metric = 'ga_beds_occupied' "
+            "AND dims = '' AND superseded_at IS NULL AND org IN (SELECT DISTINCT trust FROM apc_episode) "
+            "AND period BETWEEN DATE '2020-09-01' AND DATE '2020-12-29') "
+            "SELECT count(*) FROM days d WHERE d.value <> (SELECT count(*) FROM apc_episode e WHERE e.trust = d.org "
+            "AND e.admission_date <= d.period AND e.discharge_date > d.period)").fetchall()[0][0]
+        optouts = m.store.con.sql("SELECT count(*) FROM optout").fetchall()[0][0]
+    assert mismatched == 0 and s.partnerships["episodes"] > 100_000
+    assert optouts == s.partnerships["opted_out"] and 0.04 < optouts / s.partnerships["patients"] < 0.07
     assert "NS-2026-01" in [u.agreement for u in trust_report.uses] and trust_report.releases.shown == 10
     northstar = next(u for u in trust_report.uses if u.agreement == "NS-2026-01")
     assert northstar.outcomes and "not proof" in northstar.outcomes[0] and (northstar.paid or northstar.refunded)

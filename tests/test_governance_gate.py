@@ -115,10 +115,10 @@ def test_an_extract_leaves_out_opted_out_patients_and_other_trusts(tmp_path: Pat
         request = ask(agreement="REC", dataset="apc_episodes", fields=("nhs_number", "sex", "trust"),
                       orgs=("R1H", "RAL"), start=date(2021, 1, 1), end=date(2021, 1, 31),
                       granularity=Granularity.PSEUDONYMISED)
-        out = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')", request,
-                              actor="partner:uni-leeds", today=TODAY, optouts=opted)
-        again = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')",
-                                request, actor="partner:uni-leeds", today=TODAY, optouts=opted)
+        out, _ = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')",
+                                 request, actor="partner:uni-leeds", today=TODAY, optouts=opted)
+        again, _ = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')",
+                                   request, actor="partner:uni-leeds", today=TODAY, optouts=opted)
     assert out is not None and again is not None
     assert set(out.column("trust").to_pylist()) == {"R1H", "RAL"}
     kept = [r for r in table.to_pylist() if r["trust"] != "RYJ" and r["nhs_number"] not in set(opted.to_pylist())]
@@ -154,7 +154,9 @@ def test_the_imported_opt_out_list_is_applied_to_every_extract(tmp_path: Path) -
     with open_mutual(tmp_path / "ws") as m:
         request = ask(agreement="REC", dataset="apc_episodes", fields=("nhs_number",), orgs=("R1H", "RAL"),
                       start=date(2021, 1, 1), end=date(2021, 1, 31), granularity=Granularity.PSEUDONYMISED)
-        out = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')", request,
-                              actor="partner:uni-leeds", today=TODAY, store=m.store)
+        out, report = release_extract(m.sessions, m.workspace.home, f"read_parquet('{tmp_path / 'ep.parquet'}')",
+                                      request, actor="partner:uni-leeds", today=TODAY, store=m.store)
     assert out is not None
     assert out.num_rows == sum(n not in set(people[:40]) for n in table.column("nhs_number").to_pylist())
+    assert report.opted_out == sum(n in set(people[:40]) for n in table.column("nhs_number").to_pylist())
+    assert report.rows_in == table.num_rows

@@ -8,14 +8,17 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutual.catalog.orgs import Org, merge_orgs, read_org_file, reference_orgs, reference_successors
 from mutual.control import db
 from mutual.control.models import Submission
+from mutual.governance import audit
 from mutual.store.duckdb_store import DuckStore
 from mutual.store.intake import IngestResult, Progress, ingest_file, utcnow
+from mutual.store.schema import EPISODE_COLUMNS
 from mutual.workspace import Workspace
 
 
@@ -78,6 +81,32 @@ class Mutual:
         if sub is None:
             raise WorkspaceError(f"no submission {submission_id} (see `mutual submissions`)")
         return sub
+
+    # -- record-level data (it leaves only through ``governance.gate``) -----------------------------------------
+
+    def replace_optouts(self, numbers: pa.Array, *, by: str, source: str, invalid: int = 0) -> int:
+        """The national data opt-out list becomes ``numbers`` (a full snapshot), and the audit log says so."""
+        now = utcnow()
+        rows = pa.table({"nhs_number": numbers.cast(pa.int64()),
+                         "imported_at": pa.array([now] * len(numbers), pa.timestamp("us"))})
+        self.store.append("optout", rows, replace_where="true")
+        with self.sessions.begin() as s:
+            audit.append(s, actor=by, action="optouts.import", object_type="optout_list", object_id=source,
+                         details={"patients": len(numbers), "invalid_lines": invalid})
+        return len(numbers)
+
+    def replace_episodes(self, episodes: pa.Table, *, by: str, source: str) -> int:
+        """The workspace's admitted-patient-care episodes become ``episodes`` (every column of
+        ``schema.EPISODE_COLUMNS``), and the audit log says how many (never a value)."""
+        missing = [name for name, _ in EPISODE_COLUMNS if name not in episodes.column_names]
+        if missing:
+            raise WorkspaceError(f"{source}: episodes need the column(s) {', '.join(missing)}")
+        self.store.append("apc_episode", episodes.select([name for name, _ in EPISODE_COLUMNS]),
+                          replace_where="true")
+        with self.sessions.begin() as s:
+            audit.append(s, actor=by, action="episodes.load", object_type="dataset", object_id="apc_episodes",
+                         details={"episodes": episodes.num_rows, "source": source})
+        return episodes.num_rows
 
 
 @contextmanager

@@ -58,6 +58,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -785,8 +786,10 @@ def build_demo(home: Path | None, *, seed: int, data_dir: Path | None,
         plan = _propose_plan(m)
         progress("making the demo accounts")
         accounts = _accounts(m, plan["trust"] if plan else trusts[0].code)
+        progress("making record-level episodes from the trusts' occupancy")
+        record_level = _episodes(m, [t.code for t in trusts], seed)
         progress("setting up data-sharing partnerships")
-        partnerships = _partnerships(m, [t.code for t in trusts])
+        partnerships = {**_partnerships(m, [t.code for t in trusts]), **record_level}
     return DemoSummary(home=ws.home, data_dir=data, seed=seed, trusts=len(trusts),
                        stps=len({t.stp for t in trusts}), regions=len({t.region for t in trusts}),
                        first_day=START, last_day=START + timedelta(days=DAYS - 1), days=DAYS, files=outcomes,
@@ -815,6 +818,39 @@ PARTNERS = (("northstar-ai", "Northstar AI Ltd", "large_technology", "12345678")
 TREATED = 5  # the first trusts picked run Northstar's discharge-planning tool for the last four weeks
 
 
+def _daily(m: Mutual, metric: str, trusts: list[str], first: date, last: date) -> dict[str, dict[date, float]]:
+    """Each trust's current values of ``metric`` (no dimensions) by day."""
+    from mutual.store.duckdb_store import ObservationQuery
+
+    found = m.store.observations(ObservationQuery(metric=metric, start=first, end=last))
+    series: dict[str, dict[date, float]] = {}
+    for r in found.filter(found.dims == "").select("org", "period", "value").to_pyarrow().to_pylist():
+        if r["org"] in trusts and r["value"] is not None:
+            series.setdefault(r["org"], {})[r["period"]] = r["value"]
+    return series
+
+
+OPT_OUT_RATE = 0.054  # the share of patients in England with a national data opt-out in 2021
+
+
+def _episodes(m: Mutual, trusts: list[str], seed: int) -> dict[str, int]:
+    """Synthetic admitted-patient-care episodes that agree with the trusts' reported G&A occupancy (every day's
+    census is the beds they reported occupied; COVID-19 admissions in the share they reported), and a national
+    data opt-out list of about one patient in twenty."""
+    import numpy as np
+
+    from mutual.governance.episodes import from_occupancy
+
+    first, last = START, START + timedelta(days=DAYS - 1)
+    table = from_occupancy(_daily(m, "ga_beds_occupied", trusts, first, last),
+                           covid=_daily(m, "covid_patients_in_hospital", trusts, first, last), seed=seed)
+    m.replace_episodes(table, by="demo.loader", source="demo-synthetic")
+    people = np.unique(table.column("nhs_number").to_numpy())
+    chosen = np.random.default_rng(seed).random(len(people)) < OPT_OUT_RATE
+    m.replace_optouts(pa.array(people[chosen]), by="demo.ig", source="national-data-opt-out (synthetic)")
+    return {"episodes": table.num_rows, "patients": len(people), "opted_out": int(chosen.sum())}
+
+
 def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
     """Three partners: a large technology firm whose discharge-planning tool is live at five trusts (an active,
     aggregate-only agreement with gain/risk-share terms, its outcome measured by difference in differences and
@@ -825,7 +861,6 @@ def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
     from mutual.governance.gate import GateDenied, Request, release_capacity
     from mutual.governance.outcomes import did
     from mutual.governance.records import add_partner, draft, record_item, record_outcome, settle_period, step
-    from mutual.store.duckdb_store import ObservationQuery
 
     today = date.today()
     last = START + timedelta(days=DAYS - 1)
@@ -838,12 +873,7 @@ def _partnerships(m: Mutual, trusts: list[str]) -> dict[str, Any]:
             if not (code == "bedflow" and item == "dtac"):
                 record_item(m.sessions, code, item, f"evidence/{code}/{item}.pdf", today + timedelta(days=365),
                             by="demo.ig")
-    occupied = m.store.observations(ObservationQuery(metric="ga_beds_occupied", start=go_live - timedelta(days=28),
-                                                     end=last))
-    series: dict[str, dict[date, float]] = {}
-    for r in occupied.filter(occupied.dims == "").select("org", "period", "value").to_pyarrow().to_pylist():
-        if r["org"] in trusts:
-            series.setdefault(r["org"], {})[r["period"]] = r["value"]
+    series = _daily(m, "ga_beds_occupied", trusts, go_live - timedelta(days=28), last)
     treated = [t for t in trusts if t in series][:TREATED]
     effect = did(series, treated, go_live, metric_label="G&A beds occupied", tool="Northstar's discharge planner",
                  reps=2000)
@@ -1040,6 +1070,10 @@ def print_summary(s: DemoSummary, console: Console) -> None:
                  else f"Northstar refunds £{-p['settled']:,.2f} (target missed)")
         console.print(f"Outcome: {p['effect']} Settled {p['quarter']}: {money}.", highlight=False, soft_wrap=True)
         console.print(f"Annual public reports (no sign-in): {p['report']} and {p['ics_report']}", highlight=False)
+        console.print(f"Record-level data: {_n(p['episodes'])} synthetic admitted-patient-care episodes of "
+                      f"{_n(p['patients'])} patients, matching the trusts' reported G&A occupancy day by day; "
+                      f"{_n(p['opted_out'])} patients have a national data opt-out and leave no extract.",
+                      highlight=False, soft_wrap=True)
     console.print(f"Explore: mutual submissions --home {s.home}; mutual quality ID --home {s.home}; "
                   f"mutual query --metric ga_beds_occupied --home {s.home}; mutual alerts --home {s.home}",
                   highlight=False, soft_wrap=True)

@@ -249,24 +249,13 @@ app.add_typer(optouts_app, name="optouts")
 def optouts_import(file: Annotated[Path, typer.Argument(help="One NHS number per line, or a CSV with nhs_number")],
                    by: By, home: Home = None) -> None:
     """Replace the opt-out list with this file's valid NHS numbers; every invalid line is reported."""
-    from datetime import UTC, datetime
-
-    import pyarrow as pa
-
-    from mutual.governance.audit import append
     from mutual.governance.optouts import read_optouts
 
     found = read_optouts(file)
     for problem in found.problems:
         err.print(problem, highlight=False, soft_wrap=True)
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     with open_mutual(home) as m:
-        rows = pa.table({"nhs_number": found.numbers, "imported_at": pa.array([now] * len(found.numbers),
-                                                                              pa.timestamp("us"))})
-        m.store.append("optout", rows, replace_where="true")
-        with m.sessions.begin() as s:
-            append(s, actor=by, action="optouts.import", object_type="optout_list", object_id=file.name,
-                   details={"patients": len(found.numbers), "invalid_lines": len(found.problems)})
+        m.replace_optouts(found.numbers, by=by, source=file.name, invalid=len(found.problems))
     out.print(f"{len(found.numbers):,} patients opted out (from {found.lines:,} lines; {len(found.problems)} "
               "invalid, listed above)", highlight=False)
 

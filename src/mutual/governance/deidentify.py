@@ -37,7 +37,7 @@ class ExtractError(ValueError):
 
 @dataclass(frozen=True)
 class ExtractReport:
-    rows_in: int
+    rows_in: int  # the episodes the request covers (its trusts and admission dates), before opt-outs
     opted_out: int
     rows_out: int
     columns: tuple[str, ...]
@@ -84,16 +84,17 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     select = ", ".join(f"{sql} AS {name}" for name, sql in columns)
     age = ("date_diff('year', date_of_birth, admission_date) - (strftime(admission_date, '%m%d') < "
            "strftime(date_of_birth, '%m%d'))::INTEGER")
-    scope = ""
+    scope = ["true"]
     if trusts is not None:
-        scope += " AND s.trust IN (SELECT unnest($trusts))"
+        scope.append("s.trust IN (SELECT unnest($trusts))")
     if admitted is not None:
-        scope += " AND s.admission_date BETWEEN $first AND $last"
-    kept = (f"(SELECT *, {age} AS age FROM {source} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number){scope})")
+        scope.append("s.admission_date BETWEEN $first AND $last")
+    scoped = f"(SELECT * FROM {source} s WHERE {' AND '.join(scope)})"
+    kept = (f"(SELECT *, {age} AS age FROM {scoped} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
     # a patient's pseudonym is computed once, however many episodes they have
     patients = (f" JOIN (SELECT nhs_number, {sql_pseudonym('nhs_number::VARCHAR')} AS patient "
-                f"FROM (SELECT DISTINCT nhs_number FROM {source})) p USING (nhs_number)"
+                f"FROM (SELECT DISTINCT nhs_number FROM {scoped} s)) p USING (nhs_number)"
                 if "nhs_number" in fields else "")
     query = f"SELECT {select} FROM {kept} e{patients}"
     params: dict[str, object] = {"ipad": ipad, "opad": opad} if "$ipad" in query else {}
@@ -101,7 +102,8 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
         params["trusts"] = list(trusts)
     if admitted is not None:
         params["first"], params["last"] = admitted
-    rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    scope_params = {k: v for k, v in params.items() if k in ("trusts", "first", "last")}
+    rows_in = con.execute(f"SELECT count(*) FROM {scoped} s", scope_params or None).fetchall()[0][0]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _extract AS {query}", params or None)
     rows_out = con.execute("SELECT count(*) FROM _extract").fetchall()[0][0]
     names = tuple(name for name, _ in columns)

@@ -253,7 +253,8 @@ class DuckStore:
                params: dict[str, Any] | None = None) -> int:
         """Append ``rows`` (columns named as the table's) to a data-plane table in one transaction, after deleting
         the rows that ``replace_where`` (a SQL condition with ``$name`` parameters) selects, if given.
-        For derived tables (forecasts, alerts); observations only ever go through ``load``."""
+        For derived and wholesale-loaded tables (forecasts, alerts, opt-outs, episodes); observations only ever go
+        through ``load``."""
         if table not in TABLES or table in ("observation", "quality_issue", "load_log"):
             raise ValueError(f"{table} is not a derived data-plane table")
         con = self.con

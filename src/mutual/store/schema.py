@@ -134,6 +134,22 @@ OPTOUT_COLUMNS = [
     ("imported_at", "TIMESTAMP NOT NULL"),
 ]
 
+# Admitted-patient-care episodes (record level: one row per hospital stay), loaded whole by ``mutual episodes
+# import`` or the demo. They leave the platform only through the policy gate, de-identified for one agreement.
+EPISODE_COLUMNS = [
+    ("episode_id", "BIGINT NOT NULL"),
+    ("nhs_number", "BIGINT NOT NULL"),
+    ("date_of_birth", "DATE NOT NULL"),
+    ("sex", "VARCHAR NOT NULL"),
+    ("postcode", "VARCHAR NOT NULL"),
+    ("trust", "VARCHAR NOT NULL"),
+    ("admission_date", "DATE NOT NULL"),
+    ("discharge_date", "DATE"),
+    ("primary_diagnosis", "VARCHAR NOT NULL"),
+    ("critical_care_days", "INTEGER NOT NULL"),
+    ("ventilated", "BOOLEAN NOT NULL"),
+]
+
 TABLES = {
     "observation": OBSERVATION_COLUMNS,
     "quality_issue": ISSUE_COLUMNS,
@@ -144,6 +160,7 @@ TABLES = {
     "alert": ALERT_COLUMNS,
     "expected_change": EXPECTED_CHANGE_COLUMNS,
     "optout": OPTOUT_COLUMNS,
+    "apc_episode": EPISODE_COLUMNS,
 }
 
 

@@ -76,6 +76,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/submissions/{submission_id}/quality"): SIGNED_IN,
     ("POST", "/api/v1/submissions"): roles(Role.TRUST_SUBMITTER, Role.NATIONAL_ANALYST),
     ("GET", "/api/v1/partner/capacity"): roles(Role.PARTNER),
+    ("GET", "/api/v1/partner/episodes"): roles(Role.PARTNER),
     # -- FHIR (mutual.web.fhir_api, /fhir) --
     ("GET", "/fhir/metadata"): PUBLIC,
     ("GET", "/fhir/MeasureReport"): SIGNED_IN,
