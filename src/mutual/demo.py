@@ -938,7 +938,7 @@ def _accounts(m: Mutual, trust: str) -> list[dict[str, str]]:
                                            None)
     wanted = [("national", Role.NATIONAL_ANALYST, None, None), ("regional", Role.REGIONAL_ANALYST, region, None),
               ("trust", Role.TRUST_SUBMITTER, None, trust), ("planner", Role.PLANNER, None, None),
-              ("admin", Role.ADMIN, None, None)]
+              ("admin", Role.ADMIN, None, None), ("ig", Role.IG_OFFICER, None, None)]
     made = []
     for name, role, reg, org in wanted:
         if role == Role.REGIONAL_ANALYST and reg is None:

@@ -104,11 +104,37 @@ def test_a_planner_approves_the_plan_and_a_trust_is_refused(page_as: Callable[[s
     clean(w)
 
 
+def test_an_ig_officer_is_told_why_an_agreement_cannot_be_active(page_as: Callable[[str], Watched]) -> None:
+    w = page_as("ig")
+    page = w.page
+    page.goto("/governance/agreements")
+    page.get_by_role("link", name="BF-2026-01").click()
+    page.wait_for_load_state("networkidle")
+    assert "approved" in page.locator("#agreement-status").inner_text()
+    assert "DTAC" in page.locator("#gaps").inner_text()
+    page.locator("#step-activate button").click()
+    page.wait_for_load_state("networkidle")
+    assert "cannot be active" in page.locator("#error-summary").inner_text()
+    check_axe(page)
+    screenshot(page, "agreement-refused")
+    # the refusal page is answered 409 Conflict, which the browser reports on its console; nothing else may be
+    assert [p for p in w.problems if "favicon" not in p] == ["Failed to load resource: the server responded with a "
+                                                              "status of 409 (Conflict)"]
+
+
 def test_every_page_passes_the_accessibility_check(page_as: Callable[[str], Watched], server: Server) -> None:
     w = page_as("national")
     page = w.page
     for path in ("/", "/map", "/orgs", f"/orgs/{server.trust}", "/quality", "/submissions", "/submissions/1",
                  "/alerts", "/plans", f"/plans/{server.plan_id}"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        check_axe(page)
+    page.context.clear_cookies()
+    w = page_as("ig")
+    page = w.page
+    for path in ("/governance/partners", "/governance/agreements", "/governance/agreements/NS-2026-01",
+                 "/governance/audit"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         check_axe(page)

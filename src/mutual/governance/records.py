@@ -242,3 +242,19 @@ def record_outcome(sessions: sessionmaker[Session], agreement_id: str, measure: 
         audit.append(s, actor=by, action="outcome.evaluate", object_type="outcome_result", object_id=str(row.id),
                      agreement=agreement_id, details={"treated": len(effect.treated)})
     return row
+
+
+def onboarding(sessions: sessionmaker[Session], partner: str | None = None) -> list[OnboardingRecord]:
+    """Onboarding evidence on record, a partner's or everyone's, oldest first."""
+    with sessions() as s:
+        query = select(OnboardingRecord).order_by(OnboardingRecord.partner, OnboardingRecord.id)
+        if partner is not None:
+            query = query.where(OnboardingRecord.partner == partner)
+        return list(s.scalars(query))
+
+
+def outcomes_of(sessions: sessionmaker[Session], agreement_id: str) -> list[OutcomeRecord]:
+    """An agreement's outcome evaluations, oldest first."""
+    with sessions() as s:
+        return list(s.scalars(select(OutcomeRecord).where(OutcomeRecord.agreement == agreement_id)
+                              .order_by(OutcomeRecord.id)))

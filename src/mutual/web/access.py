@@ -28,6 +28,11 @@ def roles(*allowed: Role) -> frozenset[Role]:
     return frozenset(allowed)
 
 
+# data-sharing governance: who reads its records, and the data-sharing leads who draft agreements
+GOVERNANCE_READERS = roles(Role.IG_OFFICER, Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST, Role.ADMIN)
+LEADS = roles(Role.NATIONAL_ANALYST, Role.ADMIN)
+
+
 ROUTES: dict[tuple[str, str], Access] = {
     # -- the platform (mutual.web.pages) --
     ("GET", "/healthz"): PUBLIC,
@@ -54,6 +59,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/plans/{plan_id}"): SIGNED_IN,
     ("POST", "/plans/{plan_id}/moves/{action}"): roles(Role.TRUST_SUBMITTER),
     ("POST", "/plans/{plan_id}/{action}"): roles(Role.PLANNER),
+    # -- data-sharing governance pages (mutual.web.dashboard.governance) --
+    ("GET", "/governance/partners"): GOVERNANCE_READERS,
+    ("GET", "/governance/agreements"): GOVERNANCE_READERS,
+    ("GET", "/governance/agreements/{agreement_id}"): GOVERNANCE_READERS,
+    ("POST", "/governance/agreements/{agreement_id}/{action}"): roles(Role.NATIONAL_ANALYST, Role.ADMIN,
+                                                                     Role.IG_OFFICER),
+    ("GET", "/governance/audit"): roles(Role.IG_OFFICER, Role.ADMIN),
     # -- REST API (mutual.web.api, /api/v1) --
     ("GET", "/api/v1/overview"): roles(Role.NATIONAL_ANALYST, Role.REGIONAL_ANALYST, Role.PLANNER, Role.ADMIN),
     ("GET", "/api/v1/observations"): SIGNED_IN,
@@ -77,6 +89,15 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/submissions"): roles(Role.TRUST_SUBMITTER, Role.NATIONAL_ANALYST),
     ("GET", "/api/v1/partner/capacity"): roles(Role.PARTNER),
     ("GET", "/api/v1/partner/episodes"): roles(Role.PARTNER),
+    ("GET", "/api/v1/partners"): GOVERNANCE_READERS,
+    ("POST", "/api/v1/partners"): LEADS,
+    ("POST", "/api/v1/partners/{code}/onboarding"): roles(Role.IG_OFFICER),
+    ("GET", "/api/v1/agreements"): GOVERNANCE_READERS,
+    ("GET", "/api/v1/agreements/{agreement_id}"): GOVERNANCE_READERS,
+    ("POST", "/api/v1/agreements"): LEADS,
+    ("POST", "/api/v1/agreements/{agreement_id}/{action}"): roles(Role.NATIONAL_ANALYST, Role.ADMIN,
+                                                                  Role.IG_OFFICER),
+    ("GET", "/api/v1/audit"): roles(Role.IG_OFFICER, Role.ADMIN),
     # -- FHIR (mutual.web.fhir_api, /fhir) --
     ("GET", "/fhir/metadata"): PUBLIC,
     ("GET", "/fhir/MeasureReport"): SIGNED_IN,

@@ -36,6 +36,7 @@ class Role(StrEnum):
     TRUST_SUBMITTER = "trust_submitter"
     PLANNER = "planner"
     ADMIN = "admin"
+    IG_OFFICER = "ig_officer"  # approves data-sharing agreements, records partners' onboarding evidence
     PARTNER = "partner"  # a data-sharing partner's system: API tokens bound to one agreement, nothing else
 
 

@@ -18,6 +18,7 @@ from mutual import __version__
 from mutual.app import Mutual
 from mutual.web import access, api, fhir_api, pages
 from mutual.web.dashboard import alerts as alerts_page
+from mutual.web.dashboard import governance as governance_page
 from mutual.web.dashboard import map as map_page
 from mutual.web.dashboard import orgs as orgs_page
 from mutual.web.dashboard import overview as overview_page
@@ -66,6 +67,7 @@ def create_app(home: Path | None = None, *, mutual: Mutual | None = None,
     app.include_router(alerts_page.router)
     app.include_router(plans_page.router)
     app.include_router(reports_page.router)
+    app.include_router(governance_page.router)
     app.mount("/static", StaticFiles(packages=[("mutual.web", "static")]), name="static")
     app.include_router(api.router)
     app.include_router(fhir_api.router)

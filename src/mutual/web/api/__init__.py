@@ -4,7 +4,7 @@ read is cut to the organisations the caller may see (``web.auth.visible_orgs``).
 
 from fastapi import APIRouter
 
-from mutual.web.api import data, overview, partner, plans, submissions
+from mutual.web.api import data, governance, overview, partner, plans, submissions
 from mutual.web.api.common import ERRORS
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -13,5 +13,6 @@ router.include_router(data.router)
 router.include_router(plans.router)
 router.include_router(submissions.router)
 router.include_router(partner.router)
+router.include_router(governance.router)
 
 __all__ = ["router"]

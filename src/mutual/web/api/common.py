@@ -201,7 +201,10 @@ def naive(when: datetime | None) -> datetime | None:
 
 # Mutual's messages point at the CLI; over HTTP they point at the API.
 CLI_HINTS = {"`mutual submissions`": "/api/v1/submissions", "`mutual orgs list`": "/api/v1/organisations",
-             "`mutual catalog`": "/api/v1/catalogue", "`mutual plans`": "/api/v1/plans"}
+             "`mutual catalog`": "/api/v1/catalogue", "`mutual plans`": "/api/v1/plans",
+             "`mutual agreements list`": "/api/v1/agreements", "`mutual partners list`": "/api/v1/partners",
+             "`mutual partners add`": "POST /api/v1/partners", "(--evidence)": "(evidence)",
+             "(--reason)": "(reason)"}
 
 
 def api_words(message: str) -> str:
