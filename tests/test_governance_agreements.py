@@ -22,6 +22,9 @@ from mutual.governance.agreements import (
     transition,
 )
 
+# the specification runs with the control plane on each engine (tests/engines.py)
+pytestmark = pytest.mark.usefixtures("control_plane")
+
 TODAY = date(2026, 6, 1)
 BASE = dict(id="A-2026-01", partner="uni-leeds", title="Winter pressure study",
             purpose="Study how bed occupancy and staff absence moved together in winter 2020-21.",

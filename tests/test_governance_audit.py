@@ -4,7 +4,6 @@ named, including one made around the database's own refusal; a cut tail is found
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
+from engines import drop_append_only
 from mutual.app import open_mutual
 from mutual.governance.audit import (
     GENESIS,
@@ -114,6 +114,7 @@ def test_details_keep_counts_and_codes_never_values() -> None:
         check_details({"rows": [1, 2, 3]})
 
 
+@pytest.mark.usefixtures("control_plane")
 def test_the_database_refuses_changes_and_verify_finds_those_made_around_it(tmp_path: Path) -> None:
     with open_mutual(tmp_path / "ws", create=True) as m:
         with m.sessions.begin() as s:
@@ -127,18 +128,18 @@ def test_the_database_refuses_changes_and_verify_finds_those_made_around_it(tmp_
             s.connection().exec_driver_sql("UPDATE audit_event SET actor = 'mallory' WHERE seq = 2")
         with m.sessions.begin() as s, pytest.raises(DBAPIError, match="append-only"):
             s.connection().exec_driver_sql("DELETE FROM audit_event WHERE seq = 5")
-    # someone with the file drops the triggers and edits the log directly
-    con = sqlite3.connect(tmp_path / "ws" / "control.sqlite")
-    con.executescript("DROP TRIGGER audit_event_no_update; DROP TRIGGER audit_event_no_delete;"
-                      "UPDATE audit_event SET details = '{\"rows\":40}' WHERE seq = 3;"
-                      "DELETE FROM audit_event WHERE seq = 5;")
-    con.close()
+        # someone with the database's owner rights drops the triggers and edits the log directly
+        drop_append_only(m.engine, "audit_event", "update", "delete")
+        with m.engine.begin() as con:
+            con.exec_driver_sql("UPDATE audit_event SET details = '{\"rows\":40}' WHERE seq = 3")
+            con.exec_driver_sql("DELETE FROM audit_event WHERE seq = 5")
     with open_mutual(tmp_path / "ws") as m, m.sessions() as s:
         problems, _ = verify(s, head)
     assert any("event 3 was changed" in p for p in problems)
     assert any("cut short" in p for p in problems)
 
 
+@pytest.mark.usefixtures("control_plane")
 def test_the_audit_command_says_the_chain_is_intact_or_where_it_breaks(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -155,10 +156,30 @@ def test_the_audit_command_says_the_chain_is_intact_or_where_it_breaks(tmp_path:
     head = ok.output.split("head ")[1].split()[0]
     shown = runner.invoke(app, ["audit", "log", "--home", str(home)], env={"COLUMNS": "200"})
     assert "agreement.approve" in shown.output
-    con = sqlite3.connect(home / "control.sqlite")
-    con.executescript("DROP TRIGGER audit_event_no_update; UPDATE audit_event SET actor = 'x' WHERE seq = 2;")
-    con.close()
+    with open_mutual(home) as m:
+        drop_append_only(m.engine, "audit_event", "update")
+        with m.engine.begin() as con:
+            con.exec_driver_sql("UPDATE audit_event SET actor = 'x' WHERE seq = 2")
     broken = runner.invoke(app, ["audit", "verify", "--home", str(home), "--head", head])
     assert broken.exit_code == 1 and "event 2 was changed" in broken.output
     bad = runner.invoke(app, ["audit", "verify", "--home", str(home), "--head", "nonsense"])
     assert bad.exit_code != 0 and "SEQ:HASH" in bad.output
+
+
+@pytest.mark.usefixtures("control_plane")
+def test_writers_in_parallel_extend_one_chain(tmp_path: Path) -> None:
+    """Four writers at once (a service's processes): every event lands, numbered 1..n, and the chain verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open_mutual(tmp_path / "ws", create=True) as m:
+        def write(worker: int) -> None:
+            for i in range(10):
+                with m.sessions.begin() as s:
+                    append(s, actor=f"worker{worker}", action="agreement.approve", object_type="agreement",
+                           object_id=f"A{i}", details={"rows": i})
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+        with m.sessions() as s:
+            problems, head = verify(s)
+    assert problems == [] and head is not None and head[0] == 40

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from mutual.app import open_mutual
 from mutual.cli import app
+
+# the specification runs with the control plane on each engine (tests/engines.py)
+pytestmark = pytest.mark.usefixtures("control_plane")
 
 AGREEMENT = """id: A-2026-01
 partner: uni-leeds

@@ -20,6 +20,9 @@ from mutual.governance.agreements import Actor, Agreement, Granularity, Role, St
 from mutual.governance.gate import GateDenied, Request, decide, release_capacity, release_extract
 from mutual.governance.records import add_partner, draft, partners, record_item, step
 
+# the specification runs with the control plane on each engine (tests/engines.py)
+pytestmark = pytest.mark.usefixtures("control_plane")
+
 TODAY = date(2026, 6, 1)
 SRC = Path(__file__).resolve().parents[1] / "src" / "mutual"
 TERMS = dict(partner="uni-leeds", title="Winter study",

@@ -25,6 +25,9 @@ from mutual.governance.outcomes import Effect
 from mutual.governance.records import add_partner, draft, record_item, record_outcome, settle_period, step
 from mutual.web.app import create_app
 
+# the specification runs with the control plane on each engine (tests/engines.py)
+pytestmark = pytest.mark.usefixtures("control_plane")
+
 YEAR = datetime.now(UTC).year
 TODAY = datetime.now(UTC).date()
 

@@ -25,6 +25,9 @@ from mutual.web.deps import WebSettings
 from mutual.web.pages import safe_next
 from mutual.web.ratelimit import FailureLimiter
 
+# the specification runs with the control plane on each engine (tests/engines.py)
+pytestmark = pytest.mark.usefixtures("control_plane")
+
 PASSWORD = "correct horse battery staple"
 
 # Two more organisations outside London, so that scope has something to leave out.

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mutual.catalog.orgs import Org, merge_orgs, read_org_file, reference_orgs, reference_successors
@@ -33,7 +34,12 @@ class Mutual:
         workspace.create()
         self.workspace = workspace
         self.engine = db.connect(workspace.control_url)
-        db.upgrade(self.engine)
+        try:
+            db.upgrade(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise WorkspaceError(f"cannot open the control plane at {where}: {str(exc.orig).strip()}") from None
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
         try:
             self.store = DuckStore(workspace.data_path, workspace.tmp_dir, read_only=read_only)

@@ -1,7 +1,8 @@
-"""The workspace: one directory that holds all of a deployment's state.
+"""The workspace: one directory that holds a deployment's state, with its control plane where the settings
+put it (``mutual.settings``).
 
-Layout: ``control.sqlite`` (control plane), ``data.duckdb`` (data plane), ``archive/`` (raw files,
-content-addressed by sha256) and ``tmp/`` (spill space for large ingests).
+Layout: ``control.sqlite`` (control plane, unless ``MUTUAL_CONTROL_URL`` names a server), ``data.duckdb`` (data
+plane), ``archive/`` (raw files, content-addressed by sha256) and ``tmp/`` (spill space for large ingests).
 """
 
 from __future__ import annotations
@@ -11,26 +12,27 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_HOME = "MUTUAL_HOME"
+from mutual.settings import load_settings
 
 
 def default_home() -> Path:
     """``$MUTUAL_HOME`` if set, else ``~/.mutual``."""
-    env = os.environ.get(ENV_HOME)
-    return Path(env).expanduser() if env else Path.home() / ".mutual"
+    return load_settings().resolved_home
 
 
 @dataclass(frozen=True)
 class Workspace:
     home: Path
+    control: str | None = None  # the control plane's URL when it is not the workspace's SQLite file
 
     @classmethod
     def at(cls, home: Path | str | None) -> Workspace:
-        return cls(Path(home).expanduser().resolve() if home else default_home().resolve())
+        settings = load_settings(home)
+        return cls(settings.resolved_home, settings.control_url)
 
     @property
     def control_url(self) -> str:
-        return f"sqlite:///{self.home / 'control.sqlite'}"
+        return self.control or f"sqlite:///{self.home / 'control.sqlite'}"
 
     @property
     def data_path(self) -> Path:
@@ -50,7 +52,7 @@ class Workspace:
 
     @property
     def exists(self) -> bool:
-        return (self.home / "control.sqlite").exists()
+        return (self.home / "control.sqlite").exists() or self.data_path.exists()
 
 
 def workspace_secret(path: Path, consequence: str) -> bytes:

@@ -9,6 +9,7 @@ from mutual.cli import (
     forecast,  # noqa: F401  (forecasts and the rolling-origin backtest)
     governance,  # noqa: F401  (partners, agreements, the audit log)
     main,  # noqa: F401  (the app and the submission commands)
+    ops,  # noqa: F401  (config show, db upgrade|current)
     planning,  # noqa: F401  (mutual-aid plans and their workflow)
     web,  # noqa: F401  (serve, users and tokens)
 )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from mutual.control.models import AuditEvent
@@ -112,11 +112,22 @@ def _event(row: AuditEvent) -> Event:
                  json.loads(row.details), row.prev_hash, row.hash, row.reason)
 
 
+def _one_writer(session: Session) -> None:
+    """Hold the lock that lets one writer at a time extend the chain, before reading its head. PostgreSQL: a
+    table lock that readers pass. SQLite: its write lock, which the driver takes only at a transaction's first
+    write, so a no-op write takes it now (else two processes could read the same head)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE audit_event IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        session.execute(text("UPDATE control_change SET n = n WHERE id = 1"))
+
+
 def append(session: Session, *, actor: str, action: str, object_type: str, object_id: str,
            agreement: str | None = None, details: Mapping[str, Any] | None = None, reason: str | None = None,
            at: datetime | None = None) -> Event:
     """Add the next event in ``session``'s transaction: it commits with the action it records, or not at all."""
     kept = check_details(details or {})
+    _one_writer(session)
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
     when = (at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)

@@ -27,12 +27,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import duckdb
 from fastapi import Request
+from sqlalchemy import Engine, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutual.app import Mutual
@@ -83,15 +83,22 @@ class ControlPlaneCache(Generic[T]):
     """Answers read from the control plane, kept until it changes or their own deadline passes. SQLite's
     ``data_version`` moves whenever another connection, in any process, commits to the database, so a user
     disabled or a token revoked by ``mutual users``/``mutual tokens`` counts at once, and checking costs one
-    pragma instead of a query per request."""
+    pragma instead of a query per request. A control plane on a server (PostgreSQL) has no such pragma: there
+    the version is the ``control_change`` count its triggers keep (migration 0009), one small query."""
 
-    def __init__(self, database: Path, max_entries: int = 10_000) -> None:
-        self._probe = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+    def __init__(self, engine: Engine, max_entries: int = 10_000) -> None:
+        sqlite = engine.url.get_backend_name() == "sqlite"
+        self._engine = engine
+        self._probe = (sqlite3.connect(engine.url.database or "", check_same_thread=False, isolation_level=None)
+                       if sqlite else None)
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[int, float, T]] = {}
         self.max_entries = max_entries
 
     def version(self) -> int:
+        if self._probe is None:
+            with self._engine.connect() as con:
+                return int(con.execute(text("SELECT n FROM control_change WHERE id = 1")).scalar_one())
         with self._lock:
             row = self._probe.execute("PRAGMA data_version").fetchone()
         return int(row[0])
@@ -111,7 +118,8 @@ class ControlPlaneCache(Generic[T]):
     def close(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._probe.close()
+            if self._probe is not None:
+                self._probe.close()
 
 
 class WebState:
@@ -125,7 +133,7 @@ class WebState:
         self.write_lock = WriteLock()
         self.user_failures = FailureLimiter(settings.login_failures_per_minute)
         self.address_failures = FailureLimiter(settings.login_failures_per_minute * 4)
-        self.credentials: ControlPlaneCache[Any] = ControlPlaneCache(mutual.workspace.home / "control.sqlite")
+        self.credentials: ControlPlaneCache[Any] = ControlPlaneCache(mutual.engine)
         # (computed at, (data-plane write generation, control-plane version), value): see caching
         self.vintage: tuple[float, tuple[int, int], str] | None = None
         self.bodies: OrderedDict[str, bytes] = OrderedDict()  # caching.cached_body

@@ -40,11 +40,23 @@ def _login_page(request: Request, *, next_path: str, error: str | None = None, u
 
 
 @router.get("/healthz")
-def healthz(request: Request) -> dict[str, str]:
-    """Liveness and readiness: the workspace's data plane answers."""
-    if not get_mutual(request).store.has_table("observation"):
+def healthz(request: Request) -> dict[str, str | None]:
+    """Liveness and readiness: both planes answer. Says which engines hold them, the control plane's migration
+    (and the newest this Mutual knows), and the data's vintage (when the newest value was recorded)."""
+    from mutual.control import db
+    from mutual.web.api.overview import vintage_time
+
+    m = get_mutual(request)
+    if not m.store.has_table("observation"):
         raise ApiError(503, "unavailable", "the workspace has no data plane")
-    return {"status": "ok"}
+    migration = db.current_revision(m.engine)
+    if migration != db.HEAD:
+        raise ApiError(503, "unavailable", f"the control plane is at migration {migration}, not {db.HEAD}: run "
+                                           "`mutual db upgrade`")
+    vintage = vintage_time(m.store)
+    return {"status": "ok", "control_plane": m.engine.url.get_backend_name(), "migration": migration,
+            "migration_head": db.HEAD, "data_engine": "duckdb",
+            "data_vintage": vintage.isoformat(timespec="seconds") + "Z" if vintage else None}
 
 
 @router.get("/login")

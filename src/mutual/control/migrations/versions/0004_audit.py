@@ -8,19 +8,13 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
+from mutual.control.append_only import triggers
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# PostgreSQL (the engines issue) needs the same: a BEFORE UPDATE OR DELETE trigger raising an exception, and
-# REVOKE UPDATE, DELETE on the table from the application's role.
-APPEND_ONLY = (
-    "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
-    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
-    "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
-    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
-)
 
 
 def upgrade() -> None:
@@ -40,9 +34,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_event_agreement", "audit_event", ["agreement"])
     op.create_index("ix_audit_event_hash", "audit_event", ["hash"], unique=True)
-    if op.get_bind().dialect.name == "sqlite":
-        for statement in APPEND_ONLY:
-            op.execute(statement)
+    for statement in triggers(op.get_bind().dialect.name, "audit_event", "audit events are append-only"):
+        op.execute(statement)
 
 
 def downgrade() -> None:

@@ -8,17 +8,13 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
+from mutual.control.append_only import triggers
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-APPEND_ONLY = (
-    "CREATE TRIGGER ledger_entry_no_update BEFORE UPDATE ON ledger_entry "
-    "BEGIN SELECT RAISE(ABORT, 'ledger entries are never changed: add a correction'); END",
-    "CREATE TRIGGER ledger_entry_no_delete BEFORE DELETE ON ledger_entry "
-    "BEGIN SELECT RAISE(ABORT, 'ledger entries are never changed: add a correction'); END",
-)
 
 
 def upgrade() -> None:
@@ -35,9 +31,9 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(100), nullable=False),
     )
     op.create_index("ix_ledger_entry_agreement", "ledger_entry", ["agreement"])
-    if op.get_bind().dialect.name == "sqlite":
-        for statement in APPEND_ONLY:
-            op.execute(statement)
+    for statement in triggers(op.get_bind().dialect.name, "ledger_entry",
+                              "ledger entries are never changed: add a correction"):
+        op.execute(statement)
 
 
 def downgrade() -> None:

@@ -1,0 +1,77 @@
+"""The engines the specification tests run on. ``control_plane`` runs a test once with the control plane in the
+workspace's SQLite file and once in PostgreSQL (127.0.0.1:5432, database ``test``, user ``postgres``, as on the
+build machines), each PostgreSQL run in a schema of its own that is dropped afterwards. PostgreSQL is skipped,
+with the reason, only where it is truly absent: psycopg not installed or no server answering."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+PG_URL = os.environ.get("MUTUAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@cache
+def postgres_missing() -> str | None:
+    """Why PostgreSQL cannot be used here, or None when it can."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (uv run --all-extras pytest installs it)"
+    engine = create_engine(PG_URL)
+    try:
+        with engine.connect() as con:
+            con.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"no PostgreSQL at {PG_URL}: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def pg_schema() -> tuple[str, str]:
+    """A new empty schema: (its name, a URL whose connections use it)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(PG_URL)
+    with engine.begin() as con:
+        con.execute(text(f"CREATE SCHEMA {name}"))
+    engine.dispose()
+    return name, f"{PG_URL}?options=-csearch_path%3D{name}"
+
+
+def drop_schema(name: str) -> None:
+    engine = create_engine(PG_URL)
+    with engine.begin() as con:
+        con.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The control plane's dialect for this run; workspaces opened during the test use it."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("MUTUAL_CONTROL_URL", raising=False)
+        yield "sqlite"
+        return
+    why = postgres_missing()
+    if why:
+        pytest.skip(why)
+    name, url = pg_schema()
+    monkeypatch.setenv("MUTUAL_CONTROL_URL", url)
+    try:
+        yield "postgresql"
+    finally:
+        drop_schema(name)
+
+
+def drop_append_only(engine: Engine, table: str, *verbs: str) -> None:
+    """What someone with the database's owner rights can do: drop the triggers that keep ``table`` append-only."""
+    with engine.begin() as con:
+        for verb in verbs:
+            on = f" ON {table}" if engine.dialect.name == "postgresql" else ""
+            con.exec_driver_sql(f"DROP TRIGGER {table}_no_{verb}{on}")
