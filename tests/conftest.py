@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engines import control_plane  # noqa: F401  (a fixture: the control plane on SQLite and PostgreSQL)
+from engines import control_plane, spark  # noqa: F401  (fixtures: the control plane on SQLite and PostgreSQL; Spark)
 from mutual.app import Mutual, open_mutual
 
 ROOT = Path(__file__).resolve().parents[1]

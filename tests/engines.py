@@ -75,3 +75,35 @@ def drop_append_only(engine: Engine, table: str, *verbs: str) -> None:
         for verb in verbs:
             on = f" ON {table}" if engine.dialect.name == "postgresql" else ""
             con.exec_driver_sql(f"DROP TRIGGER {table}_no_{verb}{on}")
+
+
+@cache
+def spark_missing() -> str | None:
+    """Why Spark local mode cannot run here, or None when it can."""
+    import shutil
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (uv run --all-extras pytest installs it)"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (Spark needs Java 17)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One Spark session in local mode for the whole test run (one takes ~10 s to start), on loopback only."""
+    why = spark_missing()
+    if why:
+        pytest.skip(why)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("mutual-tests")
+               .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,14 +1,17 @@
-"""Operations: ``mutual config show`` (the settings in force, passwords masked) and ``mutual db upgrade|current``
-(the control plane's Alembic migrations, for a database on a server that several processes share)."""
+"""Operations: ``mutual config show`` (the settings in force, passwords masked), ``mutual db upgrade|current``
+(the control plane's Alembic migrations, for a database on a server that several processes share), and
+``mutual export`` / ``mutual import`` (a whole workspace, moved losslessly, see ``mutual.transfer``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from mutual.cli.main import Home, app, friendly, out
+from mutual.cli.main import Home, app, err, friendly, out
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -75,3 +78,36 @@ def db_current(home: Home = None) -> None:
     if current != db.HEAD:
         out.print("run `mutual db upgrade` to bring it up to date", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command("export")
+@friendly
+def export_cmd(folder: Annotated[Path, typer.Argument(help="A new folder to write the export to")],
+               home: Home = None) -> None:
+    """Write the whole workspace (both planes with history and lineage, the raw-file archive, the pseudonym
+    secret) to FOLDER as Parquet files and a manifest of their sha256. Keep it as safe as the workspace."""
+    from mutual.app import open_mutual
+    from mutual.transfer import export
+
+    with open_mutual(home, read_only=True) as m, Progress(transient=True, console=err) as bar:
+        task = bar.add_task("exporting", total=None)
+        manifest = export(m, folder, lambda what: bar.update(task, description=what))
+    rows = sum(f.get("rows", 0) for f in manifest.files.values())
+    out.print(f"exported {rows:,} rows in {sum(1 for n in manifest.files if n.endswith('.parquet'))} tables and "
+              f"{sum(1 for n in manifest.files if n.startswith('archive/'))} archived files to {folder}",
+              highlight=False, soft_wrap=True)
+
+
+@app.command("import")
+@friendly
+def import_cmd(folder: Annotated[Path, typer.Argument(help="A folder written by `mutual export`")],
+               home: Home = None) -> None:
+    """Fill a new workspace from an export, on the engines the settings name (e.g. MUTUAL_CONTROL_URL for a
+    PostgreSQL control plane); every file is checked against the manifest first."""
+    from mutual.transfer import load
+
+    with Progress(transient=True, console=err) as bar:
+        task = bar.add_task("importing", total=None)
+        manifest = load(folder, home, lambda what: bar.update(task, description=what))
+    rows = sum(f.get("rows", 0) for f in manifest.files.values())
+    out.print(f"imported {rows:,} rows from {folder}", highlight=False)

@@ -2,8 +2,10 @@
 generalised, identifiers replaced by the agreement's pseudonyms, and k-anonymity reported.
 
 One DuckDB query over the episodes (a Parquet file or any relation), so ten million episodes stream through
-without Python touching a row: the national data opt-out is an anti-join, the pseudonyms are HMAC-SHA256 computed
-by the engine (``pseudonym.sql_pseudonym``, equal to the Python function), and generalisation is SQL:
+without Python touching a row (``extract_spark`` runs the same rules as a Spark job, for a national data plane;
+the specification tests hold the two to identical answers): the national data opt-out is an anti-join, the
+pseudonyms are HMAC-SHA256 computed by the engine (``pseudonym.sql_pseudonym``, equal to the Python function),
+and generalisation is SQL:
 
 - date of birth → five-year age band at admission (``45-49``; 90 and over as ``90+``), never the date;
 - postcode → its district (the outward code, ``LS1``), never the full postcode;
@@ -20,12 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mutual.governance.agreements import DATASETS
+from mutual.governance.pseudonym import LENGTH as PSEUDONYM_LENGTH
 from mutual.governance.pseudonym import hmac_pads, sql_pseudonym
 
 QUASI = ("age_band", "sex", "postcode_district", "trust")
@@ -125,4 +129,73 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
         table = con.sql("SELECT * FROM _extract").to_arrow_table()
     con.execute("DROP TABLE _extract")
     con.execute("DROP TABLE _optout")
+    return table, report
+
+
+def _spark_column(field: str, dates: str, ipad: str, opad: str) -> tuple[str, str]:
+    """The released column for an agreed field in Spark SQL: (name, expression), equal to ``_column``'s."""
+    def hmac(text_sql: str) -> str:
+        inner = f"unhex(sha2(concat(unhex('{ipad}'), encode({text_sql}, 'UTF-8')), 256))"
+        return f"substr(sha2(concat(unhex('{opad}'), {inner}), 256), 1, {2 * PSEUDONYM_LENGTH})"
+
+    if field == "nhs_number":
+        return "patient", hmac("CAST(e.nhs_number AS STRING)")
+    if field == "episode_id":
+        return "episode", hmac("concat('episode:', CAST(e.episode_id AS STRING))")
+    if field == "date_of_birth":
+        return "age_band", ("CASE WHEN e.age >= 90 THEN '90+' ELSE concat(CAST(floor(e.age / 5) * 5 AS STRING), '-', "
+                            "CAST(floor(e.age / 5) * 5 + 4 AS STRING)) END")
+    if field == "postcode":
+        return "postcode_district", "upper(split(trim(e.postcode), ' ')[0])"
+    if field in ("admission_date", "discharge_date"):
+        return (field.replace("_date", "_month"), f"date_format(e.{field}, 'yyyy-MM')") if dates == "month" else (
+            field, f"e.{field}")
+    return field, f"e.{field}"
+
+
+def extract_spark(spark: Any, source: str, *, fields: Sequence[str], key: bytes, optouts: pa.Array | None = None,
+                  dates: Literal["month", "day"] = "month", k: int = 5, out: Path | None = None,
+                  trusts: Sequence[str] | None = None,
+                  admitted: tuple[date, date] | None = None) -> tuple[pa.Table | None, ExtractReport]:
+    """``extract`` as a Spark job, for a national data plane: the episodes in the Parquet at ``source`` (a path
+    or URL Spark reads), the same rules in Spark SQL, the same columns and values, the same report."""
+    unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
+    if unknown:
+        raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
+    if not fields:
+        raise ExtractError("an extract needs at least one agreed field")
+    from pyspark.sql import functions as F
+
+    ipad, opad = (pad.hex() for pad in hmac_pads(key))
+    scoped = spark.read.parquet(source)
+    if trusts is not None:
+        scoped = scoped.where(F.col("trust").isin(list(trusts)))
+    if admitted is not None:
+        scoped = scoped.where(F.col("admission_date").between(F.lit(admitted[0]), F.lit(admitted[1])))
+    rows_in = scoped.count()
+    numbers = [] if optouts is None else sorted({int(n) for n in optouts.to_pylist() if n is not None})
+    opted = spark.createDataFrame([(n,) for n in numbers], "nhs_number BIGINT")
+    kept = scoped.join(F.broadcast(opted), on="nhs_number", how="left_anti").withColumn(
+        "age", F.expr("year(admission_date) - year(date_of_birth) - CASE WHEN date_format(admission_date, 'MMdd') "
+                      "< date_format(date_of_birth, 'MMdd') THEN 1 ELSE 0 END"))
+    columns = [_spark_column(f, dates, ipad, opad) for f in fields]
+    released = kept.alias("e").selectExpr(*(f"{sql} AS {name}" for name, sql in columns)).cache()
+    try:
+        rows_out = released.count()
+        names = tuple(name for name, _ in columns)
+        quasi = [q for q in QUASI if q in names]
+        smallest, below = None, 0
+        if quasi and rows_out:
+            groups = released.groupBy(*quasi).count()
+            found = groups.agg(F.min("count"), F.sum(F.when(F.col("count") < int(k), F.col("count")).otherwise(0))
+                               ).collect()[0]
+            smallest, below = int(found[0]), int(found[1] or 0)
+        table = released.toArrow()
+    finally:
+        released.unpersist()
+    report = ExtractReport(rows_in=int(rows_in), opted_out=int(rows_in) - int(rows_out), rows_out=int(rows_out),
+                           columns=names, k=k, smallest_group=smallest, below_k=below)
+    if out is not None:
+        pq.write_table(table, out)
+        return None, report
     return table, report

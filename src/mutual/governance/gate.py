@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -22,7 +23,7 @@ from mutual.catalog import load_catalog
 from mutual.control.models import AgreementRecord
 from mutual.governance import audit
 from mutual.governance.agreements import SHARING, Agreement, Granularity, Status
-from mutual.governance.deidentify import ExtractReport, extract
+from mutual.governance.deidentify import ExtractReport, extract, extract_spark
 from mutual.governance.disclosure import publish_count
 from mutual.governance.pseudonym import agreement_key
 from mutual.store.duckdb_store import DuckStore, ObservationQuery
@@ -138,15 +139,23 @@ def release_capacity(sessions: sessionmaker[Session], store: DuckStore, request:
 
 def release_extract(sessions: sessionmaker[Session], home: Path, source: str | None, request: Request, *,
                     actor: str, today: date, optouts: pa.Array | None = None, out: Path | None = None,
-                    store: DuckStore | None = None) -> tuple[pa.Table | None, ExtractReport]:
+                    store: DuckStore | None = None, spark: Any = None) -> tuple[pa.Table | None, ExtractReport]:
     """A record-level extract (opt-outs removed, agreed fields, generalised, pseudonymised with the agreement's
-    key) and its k-anonymity report. The episodes are ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``)
-    or, when it is None, the workspace's own (``store``'s ``apc_episode`` table). ``optouts`` defaults to the
-    workspace's national data opt-out list (``mutual optouts import``)."""
+    key) and its k-anonymity report. The episodes are ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``,
+    or with ``spark`` a Parquet path that Spark session reads) or, when it is None, the workspace's own
+    (``store``'s ``apc_episode`` table). ``optouts`` defaults to the workspace's national data opt-out list
+    (``mutual optouts import``)."""
     _decision(sessions, request, actor, today)
     if optouts is None and store is not None and store.has_table("optout"):
         optouts = store.con.sql("SELECT nhs_number FROM optout").to_arrow_table().column(0).combine_chunks()
     key = agreement_key(workspace_secret(home / PSEUDONYM_SECRET, "every pseudonym changes"), request.agreement)
+    if spark is not None:
+        if source is None:
+            raise ValueError("a Spark extract reads a Parquet path: give source")
+        table, report = extract_spark(spark, source, fields=request.fields, key=key, optouts=optouts, out=out,
+                                      trusts=request.orgs, admitted=(request.start, request.end))
+        _released(sessions, request, actor, report.rows_out, report.opted_out)
+        return table, report
     if source is None:
         if store is None or not store.has_table("apc_episode"):
             raise GateDenied(["this workspace holds no episodes (load them with `mutual episodes import`)"])

@@ -271,6 +271,24 @@ class DuckStore:
             raise
         return rows.num_rows
 
+    def restore(self, table: str, parquet: Path) -> int:
+        """Replace ``table`` with the rows of an export's Parquet file, in one transaction (``mutual import``
+        into a new workspace: the only way rows reach ``observation`` other than ``load``)."""
+        if table not in TABLES:
+            raise ValueError(f"{table} is not a data-plane table")
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {table}")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet($path)",
+                        {"path": str(parquet)})
+            count = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(count)
+
     # -- reading -------------------------------------------------------------------------------------------
 
     def observations(self, q: ObservationQuery) -> ir.Table:
