@@ -37,7 +37,7 @@ import pyarrow as pa
 from mutual.catalog import load_catalog
 from mutual.catalog.metrics import Kind, Metric
 from mutual.catalog.orgs import Org, OrgKind
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.duckdb_store import ObservationQuery, ObservationSource
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -231,21 +231,21 @@ def _check(q: RollupQuery) -> Metric:
     return metric
 
 
-def _trust_values(store: DuckStore, place: ir.Table, metric: str, start: date, end: date,
+def _trust_values(store: ObservationSource, place: ir.Table, metric: str, start: date, end: date,
                   as_of: datetime | None) -> ir.Table:
     obs = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of))
     return obs.join(place, "org").select("org", "parent", "open_date", "close_date", "dims",
                                          day=obs.period, value=obs.value)
 
 
-def _expected_series(store: DuckStore, place: ir.Table, metric: str, as_of: datetime | None) -> ir.Table:
+def _expected_series(store: ObservationSource, place: ir.Table, metric: str, as_of: datetime | None) -> ir.Table:
     """Series (trust, dims) that reported ``metric`` at least once in the store, as known at ``as_of``."""
     obs = store.observations(ObservationQuery(metric=metric, as_of=as_of))
     series = obs.select("org", "dims").distinct()
     return series.join(place, "org")
 
 
-def leaves(store: DuckStore, place: ir.Table, q: RollupQuery) -> tuple[ir.Table, ir.Table]:
+def leaves(store: ObservationSource, place: ir.Table, q: RollupQuery) -> tuple[ir.Table, ir.Table]:
     """Trust-level daily values (``org, parent, dims, day, value, imputed``) and the collection days."""
     import ibis
 
@@ -270,7 +270,7 @@ def leaves(store: DuckStore, place: ir.Table, q: RollupQuery) -> tuple[ir.Table,
     return filled.union(extra.select("org", "parent", "dims", "day", "value", imputed=ibis.literal(False))), days
 
 
-def usage_weights(store: DuckStore, place: ir.Table, q: RollupQuery) -> ir.Table:
+def usage_weights(store: ObservationSource, place: ir.Table, q: RollupQuery) -> ir.Table:
     """Each trust's latest ``supply_usage`` per item in each period, to weight its days of supply."""
     import ibis
 
@@ -280,7 +280,7 @@ def usage_weights(store: DuckStore, place: ir.Table, q: RollupQuery) -> ir.Table
     return per.select("org", "period", item=per.dims.re_extract(r"item=([^;]*)", 1), usage=per.value)
 
 
-def expected(store: DuckStore, place: ir.Table, q: RollupQuery, days: ir.Table, values: ir.Table) -> ir.Table:
+def expected(store: ObservationSource, place: ir.Table, q: RollupQuery, days: ir.Table, values: ir.Table) -> ir.Table:
     """Expected trusts per parent, dims and period: series ever reported, open in the period or reporting in it."""
     series = _expected_series(store, place, q.metric, q.as_of)
     first, last = bucket(days.day, q.period, q.start, q.end)
@@ -293,7 +293,7 @@ def expected(store: DuckStore, place: ir.Table, q: RollupQuery, days: ir.Table, 
     return both.group_by(["parent", "dims", "period", "period_end"]).aggregate(expected=both.org.nunique())
 
 
-def rollup(store: DuckStore, q: RollupQuery) -> pa.Table:
+def rollup(store: ObservationSource, q: RollupQuery) -> pa.Table:
     """One row per parent at ``q.level``, dims and period: value, reported / expected / imputed trusts, method."""
     import ibis
 
@@ -315,8 +315,8 @@ def rollup(store: DuckStore, q: RollupQuery) -> pa.Table:
     return t.order_by(["org", "dims", "period"]).to_pyarrow()
 
 
-def rollup_rate(store: DuckStore, rate: str, level: Level, start: date, end: date, *, as_of: datetime | None = None,
-                period: Period = Period.DAY, carry: int = 0) -> pa.Table:
+def rollup_rate(store: ObservationSource, rate: str, level: Level, start: date, end: date, *,
+                as_of: datetime | None = None, period: Period = Period.DAY, carry: int = 0) -> pa.Table:
     """A rate per parent and period, from rolled-up parts: Σ numerator ÷ Σ denominator over the trusts that
     reported both (a trust with only one part would bias it), never an average of trusts' rates."""
     import ibis
@@ -348,7 +348,7 @@ def rollup_rate(store: DuckStore, rate: str, level: Level, start: date, end: dat
     return out.order_by(["org", "dims", "period"]).to_pyarrow()
 
 
-def compare_reported(store: DuckStore, metric: str, start: date, end: date, *, as_of: datetime | None = None,
+def compare_reported(store: ObservationSource, metric: str, start: date, end: date, *, as_of: datetime | None = None,
                      carry: int = 0) -> pa.Table:
     """Computed roll-ups beside the subtotals organisations reported themselves (NHS England's ``ENG`` rows, a
     region's row), per day: computed, reported, difference (computed - reported) and the coverage."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -47,6 +47,43 @@ class ObservationQuery:
     end: date | None = None
     as_of: datetime | None = None
     include_history: bool = False
+
+
+class ObservationSource(Protocol):
+    """What the analytics read, on any engine (``DuckStore``, ``spark_store.SparkStore``)."""
+
+    def observations(self, q: ObservationQuery) -> ir.Table: ...
+
+    def orgs(self) -> list[Org]: ...
+
+
+def in_force(t: ir.Table, q: ObservationQuery) -> ir.Table:
+    """The bitemporal query on any engine's observation table (an Ibis table): the values in force at
+    ``q.as_of`` (or every version recorded by then, with ``include_history``), filtered by ``q``."""
+    import ibis
+
+    if q.include_history:
+        if q.as_of is not None:
+            t = t.filter(t.recorded_at <= ibis.literal(q.as_of, type="timestamp"))
+    elif q.as_of is None:
+        t = t.filter(t.superseded_at.isnull())
+    else:
+        as_of = ibis.literal(q.as_of, type="timestamp")
+        t = t.filter(t.recorded_at <= as_of, t.superseded_at.isnull() | (t.superseded_at > as_of))
+    if q.metric:
+        t = t.filter(t.metric == q.metric)
+    if q.org:
+        t = t.filter(t.org == q.org)
+    if q.start:
+        t = t.filter(t.period >= q.start)
+    if q.end:
+        t = t.filter(t.period <= q.end)
+    return t.order_by(["org", "metric", "dims", "period", "recorded_at"])
+
+
+def orgs_of(rows: list[dict[str, Any]]) -> list[Org]:
+    """Organisation rows (the ``organisation`` table's columns) as ``Org`` objects."""
+    return [Org.model_validate({**r, "kind": OrgKind(r["kind"])}) for r in rows]
 
 
 class DuckStore:
@@ -97,8 +134,7 @@ class DuckStore:
         self.con.execute("COMMIT")
 
     def orgs(self) -> list[Org]:
-        t = self.con.sql("SELECT * FROM organisation ORDER BY code").to_arrow_table().to_pylist()
-        return [Org.model_validate({**r, "kind": OrgKind(r["kind"])}) for r in t]
+        return orgs_of(self.con.sql("SELECT * FROM organisation ORDER BY code").to_arrow_table().to_pylist())
 
     # -- loading -------------------------------------------------------------------------------------------
 
@@ -294,26 +330,7 @@ class DuckStore:
     def observations(self, q: ObservationQuery) -> ir.Table:
         """Observations as known at ``q.as_of`` (default: now), filtered; an Ibis expression. With
         ``include_history``, every version recorded by then, superseded ones included."""
-        import ibis
-
-        t = self.ibis.table("observation")
-        if q.include_history:
-            if q.as_of is not None:
-                t = t.filter(t.recorded_at <= ibis.literal(q.as_of, type="timestamp"))
-        elif q.as_of is None:
-            t = t.filter(t.superseded_at.isnull())
-        else:
-            as_of = ibis.literal(q.as_of, type="timestamp")
-            t = t.filter(t.recorded_at <= as_of, t.superseded_at.isnull() | (t.superseded_at > as_of))
-        if q.metric:
-            t = t.filter(t.metric == q.metric)
-        if q.org:
-            t = t.filter(t.org == q.org)
-        if q.start:
-            t = t.filter(t.period >= q.start)
-        if q.end:
-            t = t.filter(t.period <= q.end)
-        return t.order_by(["org", "metric", "dims", "period", "recorded_at"])
+        return in_force(self.ibis.table("observation"), q)
 
     def has_table(self, name: str) -> bool:
         """Whether the workspace has this table (one opened read-only may predate it)."""

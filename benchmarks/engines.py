@@ -1,0 +1,127 @@
+"""Engines benchmark: the same N-row data through each engine: ingest, a national roll-up and a record-level
+extract, timed, with each engine's answers compared to DuckDB's.
+
+    uv run --all-extras python benchmarks/engines.py --rows 10000000
+
+Generates an N-row long-format CSV of trusts' values (as ``benchmarks/ingest.py``) and N synthetic episodes with
+1 % of patients opted out. DuckDB: ``mutual ingest`` into a fresh workspace, ``rollup`` to the nation of one
+metric over every day, and ``deidentify.extract`` of every field. Spark (local mode, when pyspark and Java are
+here): the roll-up's own Ibis expressions on the workspace's exported Parquet (``store.spark_store``) and
+``deidentify.extract_spark`` on the same episodes. PostgreSQL holds the control plane only so far, so it has no
+data-plane figures yet, and Spark reads what DuckDB ingested. Prints a table of seconds and, last,
+``engines_ok <engines whose answers are identical to DuckDB's, DuckDB included>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest import generate, orgs_file
+
+METRIC = "ga_beds_open"
+FIELDS = ("nhs_number", "date_of_birth", "sex", "postcode", "trust", "admission_date", "discharge_date",
+          "primary_diagnosis", "critical_care_days", "ventilated")
+
+
+def rows_of(table: pa.Table) -> pa.Table:
+    """A table in a fixed order, to compare engines' answers (neither promises one)."""
+    return table.sort_by([(c, "ascending") for c in table.column_names])
+
+
+def spark_session() -> Any:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[*]").appName("mutual-engines")
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.showConsoleProgress", "false").config("spark.driver.memory", "8g")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    from mutual.analytics.rollup import Level, RollupQuery, rollup
+    from mutual.app import open_mutual
+    from mutual.governance import episodes
+    from mutual.governance.deidentify import extract, extract_spark
+    from mutual.governance.pseudonym import agreement_key
+    from mutual.transfer import export
+
+    key = agreement_key(b"b" * 32, "BENCH-1")
+    figures: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="mutual-engines-") as tmp:
+        d = Path(tmp)
+        t = time.perf_counter()
+        generate(d / "long.csv", args.rows)
+        orgs_file(d / "orgs.csv")
+        held = episodes.generate(args.rows, [f"T{i:03d}" for i in range(150)], date(2020, 1, 1), 365, seed=5)
+        pq.write_table(held, d / "episodes.parquet")
+        people = pa.compute.unique(held.column("nhs_number"))
+        optouts = people.filter(pa.compute.equal(pa.compute.bit_wise_and(people, 127), 0))
+        del held
+        print(f"generated {args.rows:,} values and {args.rows:,} episodes in {time.perf_counter() - t:.1f} s")
+
+        with open_mutual(d / "ws", create=True) as m:
+            m.import_orgs(d / "orgs.csv")
+            _, ingest_s = timed(lambda: m.ingest(d / "long.csv", received_at=datetime(2030, 1, 1)))
+            days = m.store.con.sql(f"SELECT min(period), max(period) FROM observation WHERE metric = '{METRIC}'"
+                                   ).fetchall()[0]
+            q = RollupQuery(METRIC, Level.NATION, days[0], days[1])
+            nation, rollup_s = timed(lambda: rollup(m.store, q))
+            _, export_s = timed(lambda: export(m, d / "export"))
+        con = duckdb.connect()
+        (records, _), extract_s = timed(lambda: extract(con, f"read_parquet('{d / 'episodes.parquet'}')",
+                                                        fields=FIELDS, key=key, optouts=optouts))
+        con.close()
+        figures["duckdb"] = {"ingest": f"{ingest_s:.1f}", "rollup": f"{rollup_s:.1f}", "extract": f"{extract_s:.1f}",
+                             "same": "reference", "note": f"export to Parquet {export_s:.1f} s"}
+        ok = 1
+
+        from mutual.store.spark_store import SparkStore
+
+        try:
+            spark, start_s = timed(spark_session)
+        except Exception as exc:  # no pyspark or no Java: say so, measure the rest
+            figures["spark"] = {"note": f"not run: {type(exc).__name__}: {exc}"}
+        else:
+            store = SparkStore(spark, d / "export" / "data")
+            on_spark, spark_rollup_s = timed(lambda: rollup(store, q))
+            (spark_records, _), spark_extract_s = timed(lambda: extract_spark(
+                spark, str(d / "episodes.parquet"), fields=FIELDS, key=key, optouts=optouts))
+            same = rows_of(on_spark).equals(rows_of(nation)) and rows_of(spark_records).equals(rows_of(records))
+            ok += int(same)
+            figures["spark"] = {"ingest": "—", "rollup": f"{spark_rollup_s:.1f}", "extract": f"{spark_extract_s:.1f}",
+                                "same": "yes" if same else "NO",
+                                "note": f"local[*]; session start {start_s:.1f} s; reads DuckDB's export"}
+            spark.stop()
+        figures["postgres"] = {"note": "control plane only so far: no data plane to time"}
+
+    print(f"\n{'engine':<10} {'ingest s':>9} {'roll-up s':>10} {'extract s':>10} {'same':>10}  note")
+    for engine, f in figures.items():
+        print(f"{engine:<10} {f.get('ingest', '—'):>9} {f.get('rollup', '—'):>10} {f.get('extract', '—'):>10} "
+              f"{f.get('same', '—'):>10}  {f.get('note', '')}")
+    print(f"engines_ok {ok}")
+
+
+if __name__ == "__main__":
+    main()
