@@ -50,10 +50,13 @@ def spark_session() -> Any:
     return session
 
 
-def timed(fn: Any) -> tuple[Any, float]:
+def timed(fn: Any, what: str) -> tuple[Any, float]:
+    """``fn()`` and its seconds, said as soon as it is done (a long run shows its progress)."""
     t = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    print(f"  {what}: {seconds:.1f} s", flush=True)
+    return out, seconds
 
 
 def main() -> None:
@@ -79,19 +82,20 @@ def main() -> None:
         people = pa.compute.unique(held.column("nhs_number"))
         optouts = people.filter(pa.compute.equal(pa.compute.bit_wise_and(people, 127), 0))
         del held
-        print(f"generated {args.rows:,} values and {args.rows:,} episodes in {time.perf_counter() - t:.1f} s")
+        print(f"generated {args.rows:,} values and {args.rows:,} episodes in {time.perf_counter() - t:.1f} s",
+              flush=True)
 
         with open_mutual(d / "ws", create=True) as m:
             m.import_orgs(d / "orgs.csv")
-            _, ingest_s = timed(lambda: m.ingest(d / "long.csv", received_at=datetime(2030, 1, 1)))
+            _, ingest_s = timed(lambda: m.ingest(d / "long.csv", received_at=datetime(2030, 1, 1)), "duckdb ingest")
             days = m.store.con.sql(f"SELECT min(period), max(period) FROM observation WHERE metric = '{METRIC}'"
                                    ).fetchall()[0]
             q = RollupQuery(METRIC, Level.NATION, days[0], days[1])
-            nation, rollup_s = timed(lambda: rollup(m.store, q))
-            _, export_s = timed(lambda: export(m, d / "export"))
+            nation, rollup_s = timed(lambda: rollup(m.store, q), "duckdb national roll-up")
+            _, export_s = timed(lambda: export(m, d / "export"), "duckdb export to Parquet")
         con = duckdb.connect()
         (records, _), extract_s = timed(lambda: extract(con, f"read_parquet('{d / 'episodes.parquet'}')",
-                                                        fields=FIELDS, key=key, optouts=optouts))
+                                                        fields=FIELDS, key=key, optouts=optouts), "duckdb extract")
         con.close()
         figures["duckdb"] = {"ingest": f"{ingest_s:.1f}", "rollup": f"{rollup_s:.1f}", "extract": f"{extract_s:.1f}",
                              "same": "reference", "note": f"export to Parquet {export_s:.1f} s"}
@@ -100,14 +104,14 @@ def main() -> None:
         from mutual.store.spark_store import SparkStore
 
         try:
-            spark, start_s = timed(spark_session)
+            spark, start_s = timed(spark_session, "spark session start")
         except Exception as exc:  # no pyspark or no Java: say so, measure the rest
             figures["spark"] = {"note": f"not run: {type(exc).__name__}: {exc}"}
         else:
             store = SparkStore(spark, d / "export" / "data")
-            on_spark, spark_rollup_s = timed(lambda: rollup(store, q))
+            on_spark, spark_rollup_s = timed(lambda: rollup(store, q), "spark national roll-up")
             (spark_records, _), spark_extract_s = timed(lambda: extract_spark(
-                spark, str(d / "episodes.parquet"), fields=FIELDS, key=key, optouts=optouts))
+                spark, str(d / "episodes.parquet"), fields=FIELDS, key=key, optouts=optouts), "spark extract")
             same = rows_of(on_spark).equals(rows_of(nation)) and rows_of(spark_records).equals(rows_of(records))
             ok += int(same)
             figures["spark"] = {"ingest": "—", "rollup": f"{spark_rollup_s:.1f}", "extract": f"{spark_extract_s:.1f}",
