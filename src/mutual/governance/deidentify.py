@@ -67,6 +67,15 @@ def _column(field: str, dates: str) -> tuple[str, str]:
     return field, f"e.{field}"
 
 
+def _check_fields(fields: Sequence[str]) -> None:
+    """Every engine's extract releases only fields the dataset has, and at least one."""
+    unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
+    if unknown:
+        raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
+    if not fields:
+        raise ExtractError("an extract needs at least one agreed field")
+
+
 def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str], key: bytes,
             optouts: pa.Array | None = None, dates: Literal["month", "day"] = "month", k: int = 5,
             out: Path | None = None, trusts: Sequence[str] | None = None,
@@ -74,11 +83,7 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     """The extract of the episodes in ``source`` (a DuckDB relation, e.g. ``read_parquet('episodes.parquet')``)
     under one agreement's ``key``: as Arrow, or written to ``out`` (Parquet) when given. ``trusts`` and
     ``admitted`` (first and last day) keep only the episodes the request covers."""
-    unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
-    if unknown:
-        raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
-    if not fields:
-        raise ExtractError("an extract needs at least one agreed field")
+    _check_fields(fields)
     columns = [_column(f, dates) for f in fields]
     ipad, opad = hmac_pads(key)
     con.register("_optouts", pa.table({"nhs_number": optouts if optouts is not None else pa.array([], pa.int64())}))
@@ -88,11 +93,13 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     select = ", ".join(f"{sql} AS {name}" for name, sql in columns)
     age = ("date_diff('year', date_of_birth, admission_date) - (strftime(admission_date, '%m%d') < "
            "strftime(date_of_birth, '%m%d'))::INTEGER")
-    scope = ["true"]
+    scope, scope_params = ["true"], dict[str, object]()
     if trusts is not None:
         scope.append("s.trust IN (SELECT unnest($trusts))")
+        scope_params["trusts"] = list(trusts)
     if admitted is not None:
         scope.append("s.admission_date BETWEEN $first AND $last")
+        scope_params["first"], scope_params["last"] = admitted
     scoped = f"(SELECT * FROM {source} s WHERE {' AND '.join(scope)})"
     kept = (f"(SELECT *, {age} AS age FROM {scoped} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
@@ -101,12 +108,7 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
                 f"FROM (SELECT DISTINCT nhs_number FROM {scoped} s)) p USING (nhs_number)"
                 if "nhs_number" in fields else "")
     query = f"SELECT {select} FROM {kept} e{patients}"
-    params: dict[str, object] = {"ipad": ipad, "opad": opad} if "$ipad" in query else {}
-    if trusts is not None:
-        params["trusts"] = list(trusts)
-    if admitted is not None:
-        params["first"], params["last"] = admitted
-    scope_params = {k: v for k, v in params.items() if k in ("trusts", "first", "last")}
+    params = {**scope_params, **({"ipad": ipad, "opad": opad} if "$ipad" in query else {})}
     rows_in = con.execute(f"SELECT count(*) FROM {scoped} s", scope_params or None).fetchall()[0][0]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _extract AS {query}", params or None)
     rows_out = con.execute("SELECT count(*) FROM _extract").fetchall()[0][0]
@@ -159,11 +161,7 @@ def extract_spark(spark: Any, source: str, *, fields: Sequence[str], key: bytes,
                   admitted: tuple[date, date] | None = None) -> tuple[pa.Table | None, ExtractReport]:
     """``extract`` as a Spark job, for a national data plane: the episodes in the Parquet at ``source`` (a path
     or URL Spark reads), the same rules in Spark SQL, the same columns and values, the same report."""
-    unknown = [f for f in fields if f not in DATASETS["apc_episodes"]]
-    if unknown:
-        raise ExtractError(f"apc_episodes has no field {', '.join(unknown)}")
-    if not fields:
-        raise ExtractError("an extract needs at least one agreed field")
+    _check_fields(fields)
     from pyspark.sql import functions as F
 
     ipad, opad = (pad.hex() for pad in hmac_pads(key))

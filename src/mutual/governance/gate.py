@@ -154,8 +154,20 @@ def release_extract(sessions: sessionmaker[Session], home: Path, source: str | N
             raise ValueError("a Spark extract reads a Parquet path: give source")
         table, report = extract_spark(spark, source, fields=request.fields, key=key, optouts=optouts, out=out,
                                       trusts=request.orgs, admitted=(request.start, request.end))
-        _released(sessions, request, actor, report.rows_out, report.opted_out)
-        return table, report
+    else:
+        if source is None:
+            if store is None or not store.has_table("apc_episode"):
+                raise GateDenied(["this workspace holds no admitted-patient-care episodes"])
+            con, source = store.con.cursor(), "apc_episode"  # its own connection: the extract's temp tables stay
+        else:
+            con = duckdb.connect()
+        try:
+            table, report = extract(con, source, fields=request.fields, key=key, optouts=optouts, out=out,
+                                    trusts=request.orgs, admitted=(request.start, request.end))
+        finally:
+            con.close()
+    _released(sessions, request, actor, report.rows_out, report.opted_out)
+    return table, report
     if source is None:
         if store is None or not store.has_table("apc_episode"):
             raise GateDenied(["this workspace holds no episodes (load them with `mutual episodes import`)"])
