@@ -44,6 +44,7 @@ from mutual.control import db
 from mutual.control.models import Base
 from mutual.governance.gate import PSEUDONYM_SECRET
 from mutual.store.schema import TABLES
+from mutual.workspace import Workspace
 
 FORMAT = "mutual-export/1"
 MANIFEST = "manifest.json"
@@ -173,10 +174,9 @@ def read_manifest(src: Path) -> Manifest:
 def load(src: Path, home: Path | None, progress: Progress = lambda _: None) -> Manifest:
     """Fill the empty workspace at ``home`` (on the engines the settings name) from the export at ``src``."""
     manifest = read_manifest(src)
-    from mutual.workspace import Workspace
-
-    if Workspace.at(home).exists:
-        raise TransferError(f"{Workspace.at(home).home} already holds a workspace: load into a new one")
+    destination = Workspace.at(home)
+    if destination.exists:
+        raise TransferError(f"{destination.home} already holds a workspace: load into a new one")
     with open_mutual(home, create=True) as m:
         with m.sessions() as s:
             if any(s.execute(select(t).limit(1)).first() for t in Base.metadata.sorted_tables):
