@@ -7,9 +7,11 @@ Generates an N-row long-format CSV of trusts' values (as ``benchmarks/ingest.py`
 1 % of patients opted out. DuckDB: ``mutual ingest`` into a fresh workspace, ``rollup`` to the nation of one
 metric over every day, and ``deidentify.extract`` of every field. Spark (local mode, when pyspark and Java are
 here): the roll-up's own Ibis expressions on the workspace's exported Parquet (``store.spark_store``) and
-``deidentify.extract_spark`` on the same episodes. PostgreSQL holds the control plane only so far, so it has no
-data-plane figures yet, and Spark reads what DuckDB ingested. Prints a table of seconds and, last,
-``engines_ok <engines whose answers are identical to DuckDB's, DuckDB included>``.
+``deidentify.extract_spark`` on the same episodes; Spark reads what DuckDB ingested (ingest does not write to
+Spark yet). PostgreSQL (``MUTUAL_BENCH_PG_URL``, default the build machine's 127.0.0.1:5432 database ``test``, in
+a schema of its own dropped afterwards): ``mutual ingest`` into a workspace whose data plane is there, the same
+roll-up, the episodes and opt-outs loaded with COPY, and ``deidentify.extract_postgres`` on the server. Prints a
+table of seconds and, last, ``engines_ok <engines whose answers are identical to DuckDB's, DuckDB included>``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import argparse
 import os
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,34 @@ def spark_session() -> Any:
     return session
 
 
+PG_URL = os.environ.get("MUTUAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def postgres_data_plane() -> Iterator[None]:
+    """Workspaces opened inside use a new PostgreSQL schema as their data plane; it is dropped at the end."""
+    import psycopg
+
+    from mutual.store.postgres_store import conninfo
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo(PG_URL), autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    saved = {k: os.environ.get(k) for k in ("MUTUAL_DATA_ENGINE", "MUTUAL_DATA_URL")}
+    os.environ["MUTUAL_DATA_ENGINE"] = "postgres"
+    os.environ["MUTUAL_DATA_URL"] = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        with psycopg.connect(conninfo(PG_URL), autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def timed(fn: Any, what: str) -> tuple[Any, float]:
     """``fn()`` and its seconds, said as soon as it is done (a long run shows its progress)."""
     t = time.perf_counter()
@@ -57,6 +90,34 @@ def timed(fn: Any, what: str) -> tuple[Any, float]:
     seconds = time.perf_counter() - t
     print(f"  {what}: {seconds:.1f} s", flush=True)
     return out, seconds
+
+
+def postgres(d: Path, q: Any, nation: pa.Table, records: pa.Table, optouts: pa.Array,
+             key: bytes) -> tuple[dict[str, str], bool]:
+    """The same ingest, roll-up and extract with the data plane on PostgreSQL: (figures, same answers)."""
+    from mutual.analytics.rollup import rollup
+    from mutual.app import open_mutual
+    from mutual.governance.deidentify import extract_postgres
+    from mutual.store.postgres_store import PgStore
+
+    with postgres_data_plane(), open_mutual(d / "ws-pg", create=True) as m:
+        assert isinstance(m.store, PgStore)
+        store = m.store
+        m.import_orgs(d / "orgs.csv")
+        _, ingest_s = timed(lambda: m.ingest(d / "long.csv", received_at=datetime(2030, 1, 1)), "postgres ingest")
+        on_pg, rollup_s = timed(lambda: rollup(store, q), "postgres national roll-up")
+        _, load_s = timed(lambda: (
+            store.append("apc_episode", pq.read_table(d / "episodes.parquet"), replace_where="true"),
+            store.append("optout", pa.table({"nhs_number": optouts,
+                                             "imported_at": pa.array([datetime(2030, 1, 1)] * len(optouts),
+                                                                     pa.timestamp("us"))}), replace_where="true")),
+            "postgres COPY of episodes and opt-outs")
+        (pg_records, _), extract_s = timed(lambda: extract_postgres(store, "apc_episode", fields=FIELDS, key=key),
+                                           "postgres extract")
+    same = rows_of(on_pg).equals(rows_of(nation)) and rows_of(pg_records).equals(rows_of(records))
+    return {"ingest": f"{ingest_s:.1f}", "rollup": f"{rollup_s:.1f}", "extract": f"{extract_s:.1f}",
+            "same": "yes" if same else "NO",
+            "note": f"127.0.0.1 server; COPY load of the episodes {load_s:.1f} s"}, same
 
 
 def main() -> None:
@@ -88,8 +149,7 @@ def main() -> None:
         with open_mutual(d / "ws", create=True) as m:
             m.import_orgs(d / "orgs.csv")
             _, ingest_s = timed(lambda: m.ingest(d / "long.csv", received_at=datetime(2030, 1, 1)), "duckdb ingest")
-            days = m.store.con.sql(f"SELECT min(period), max(period) FROM observation WHERE metric = '{METRIC}'"
-                                   ).fetchall()[0]
+            days = m.store.rows(f"SELECT min(period), max(period) FROM observation WHERE metric = '{METRIC}'")[0]
             q = RollupQuery(METRIC, Level.NATION, days[0], days[1])
             nation, rollup_s = timed(lambda: rollup(m.store, q), "duckdb national roll-up")
             _, export_s = timed(lambda: export(m, d / "export"), "duckdb export to Parquet")
@@ -118,7 +178,11 @@ def main() -> None:
                                 "same": "yes" if same else "NO",
                                 "note": f"local[*]; session start {start_s:.1f} s; reads DuckDB's export"}
             spark.stop()
-        figures["postgres"] = {"note": "control plane only so far: no data plane to time"}
+        try:
+            figures["postgres"], same = postgres(d, q, nation, records, optouts, key)
+            ok += int(same)
+        except Exception as exc:  # no server or no psycopg: say so
+            figures["postgres"] = {"note": f"not run: {type(exc).__name__}: {str(exc).splitlines()[0]}"}
 
     print(f"\n{'engine':<10} {'ingest s':>9} {'roll-up s':>10} {'extract s':>10} {'same':>10}  note")
     for engine, f in figures.items():

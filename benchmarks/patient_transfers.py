@@ -132,7 +132,7 @@ def load_demo(seed: int, data: Path) -> Capacity:
     """Build the demo in a temporary workspace and read its trusts' G&A beds from the store."""
     from mutual.app import open_mutual
     from mutual.demo import DAYS, START, build_demo
-    from mutual.store.duckdb_store import ObservationQuery
+    from mutual.store.base import ObservationQuery
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = build_demo(Path(tmp) / "ws", seed=seed, data_dir=data)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engines import control_plane, spark  # noqa: F401  (fixtures: the control plane on SQLite and PostgreSQL; Spark)
+# fixtures: the control plane on SQLite and PostgreSQL, the data plane on DuckDB and PostgreSQL, Spark
+from engines import control_plane, data_plane, module_data_plane, spark  # noqa: F401
 from mutual.app import Mutual, open_mutual
 
 ROOT = Path(__file__).resolve().parents[1]

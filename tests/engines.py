@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import pytest
@@ -67,6 +68,46 @@ def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         yield "postgresql"
     finally:
         drop_schema(name)
+
+
+@contextmanager
+def engine_env(engine: str) -> Iterator[str]:
+    """The environment of a data plane on ``engine`` (a fresh PostgreSQL schema for ``postgres``), for as long as
+    the context lasts. The control plane stays in the workspace's SQLite file unless ``control_plane`` moves it."""
+    with pytest.MonkeyPatch.context() as mp:
+        if engine == "duckdb":
+            mp.delenv("MUTUAL_DATA_ENGINE", raising=False)
+            yield engine
+            return
+        why = postgres_missing()
+        if why:
+            pytest.skip(why)
+        name, url = pg_schema()
+        mp.setenv("MUTUAL_DATA_ENGINE", "postgres")
+        mp.setenv("MUTUAL_DATA_URL", url)
+        try:
+            yield engine
+        finally:
+            drop_schema(name)
+
+
+DATA_ENGINES = ["duckdb", "postgres"]
+
+
+@pytest.fixture(params=DATA_ENGINES)
+def data_plane(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The data plane's engine for this test; workspaces opened during it use it."""
+    with engine_env(request.param) as engine:
+        yield engine
+
+
+@pytest.fixture(params=DATA_ENGINES, scope="module")
+def module_data_plane(request: pytest.FixtureRequest) -> str:
+    """The engine for a module's shared workspaces (each opened inside ``engine_env(module_data_plane)``, so each
+    has a data plane of its own): every test of the module runs once per engine."""
+    if request.param == "postgres" and postgres_missing():
+        pytest.skip(postgres_missing() or "")
+    return str(request.param)
 
 
 def drop_append_only(engine: Engine, table: str, *verbs: str) -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import ORGS_CSV, import_real_orgs, shared_data_dir
+from engines import engine_env
 from mutual.analytics import alerts as al
 from mutual.analytics.alerts import Check, Rate, Rule, RuleError, crossings, episodes, evaluate, load_rules
 from mutual.app import Mutual, open_mutual
@@ -38,6 +39,13 @@ def send(m: Mutual, tmp: Path, rows: list[tuple[str, str, date, float, str]], re
 
 def beds(org: str, day: date, occupied: float, open_: float) -> list[tuple[str, str, date, float, str]]:
     return [(org, "ga_beds_occupied", day, occupied, ""), (org, "ga_beds_open", day, open_, "")]
+
+
+@pytest.fixture
+def mutual(home: Path, data_plane: str) -> Iterator[Mutual]:
+    """Alerts are specified on every data-plane engine: each workspace here runs on DuckDB and on PostgreSQL."""
+    with open_mutual(home, create=True) as m:
+        yield m
 
 
 @pytest.fixture
@@ -146,7 +154,7 @@ def test_flagged_inputs_lower_quality(small_orgs: Mutual, tmp_path: Path) -> Non
     rows = [*beds("R1H", D0, 490, 500), ("R1H", "ga_beds_core_open", D0, 400, ""),
             ("R1H", "ga_beds_escalation_open", D0, 20, "")]
     send(small_orgs, tmp_path, rows, datetime(2021, 1, 2, 9))
-    flags = small_orgs.store.con.execute("SELECT flagged FROM observation WHERE metric = 'ga_beds_open'").fetchall()
+    flags = small_orgs.store.rows("SELECT flagged FROM observation WHERE metric = 'ga_beds_open'")
     assert flags == [(True,)]
     c = by_org(evaluate(small_orgs.store, [RED], D0), "ga_red")["R1H"]
     assert (c.status, c.quality) == ("alert", "medium") and "flagged" in c.why
@@ -185,8 +193,8 @@ def test_days_of_supply_alert_per_item_and_staff_absence_against_its_baseline(sm
 
 
 def table(m: Mutual) -> list[tuple[object, ...]]:
-    return m.store.con.execute("SELECT alert_id, rule, org, since, last_held, status, closed_on, close_reason "
-                               "FROM alert ORDER BY ALL").fetchall()
+    return m.store.rows("SELECT alert_id, rule, org, since, last_held, status, closed_on, close_reason "
+                        "FROM alert ORDER BY 1, 2, 3, 4, 5, 6, 7, 8")
 
 
 def test_an_alert_opens_stays_open_and_closes_with_its_reason(ws: Mutual, tmp_path: Path) -> None:
@@ -215,7 +223,8 @@ def test_an_alert_opens_stays_open_and_closes_with_its_reason(ws: Mutual, tmp_pa
     assert [r[5] for r in table(ws)] == ["closed", "closed"]
 
 
-def test_evaluating_twice_or_out_of_order_gives_the_same_history(ws: Mutual, home: Path, tmp_path: Path) -> None:
+def test_evaluating_twice_or_out_of_order_gives_the_same_history(ws: Mutual, home: Path, tmp_path: Path,
+                                                                 data_plane: str) -> None:
     days = [D0 + timedelta(days=i) for i in range(8)]
     for d in days:
         al.run_alerts(ws.store, d, [RED, AMBER])
@@ -223,9 +232,9 @@ def test_evaluating_twice_or_out_of_order_gives_the_same_history(ws: Mutual, hom
     for d in [days[5], days[1], days[5], days[7], days[0]]:
         al.run_alerts(ws.store, d, [RED, AMBER])
     assert table(ws) == in_order
-    counts = ws.store.con.execute("SELECT count(DISTINCT eval_date), count(*) FROM alert_event").fetchone()
-    assert counts == (8, 8 * 3 * 2), "one check per day, rule and series"
-    with open_mutual(tmp_path / "other", create=True) as other:
+    counts = ws.store.rows("SELECT count(DISTINCT eval_date), count(*) FROM alert_event")
+    assert counts == [(8, 8 * 3 * 2)], "one check per day, rule and series"
+    with engine_env(data_plane), open_mutual(tmp_path / "other", create=True) as other:
         other.import_orgs(_orgs_file(tmp_path))
         for f in sorted((home / "archive").rglob("*")):
             if f.is_file():
@@ -400,11 +409,11 @@ def test_a_bad_rules_file_and_an_empty_workspace_are_one_line(small_orgs: Mutual
 
 
 @pytest.fixture(scope="module")
-def winter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
+def winter(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Mutual]:
     data = shared_data_dir()
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
-    with open_mutual(tmp_path_factory.mktemp("winter") / "ws", create=True) as m:
+    with engine_env(module_data_plane), open_mutual(tmp_path_factory.mktemp("winter") / "ws", create=True) as m:
         import_real_orgs(m, data)
         m.ingest(data / "nhse-uec-sitrep-series" / "sitrep1819.csv", received_at=datetime(2019, 6, 1))
         yield m
@@ -419,9 +428,11 @@ def test_real_winter_alerts_agree_with_the_parts(winter: Mutual) -> None:
     hot = [c for c in checks if c.status == "alert"]
     assert 10 <= len(hot) < len(checks), "in mid-January many trusts, not all, run above 95%"
     c = hot[0]
-    occ, open_ = winter.store.con.execute(
-        "SELECT max(value) FILTER (metric = 'ga_beds_occupied'), max(value) FILTER (metric = 'ga_beds_open') "
-        "FROM observation WHERE org = ? AND period = ? AND superseded_at IS NULL", [c.org, c.period]).fetchone()
+    [(occ, open_)] = winter.store.rows(
+        "SELECT max(value) FILTER (WHERE metric = 'ga_beds_occupied'), "
+        "max(value) FILTER (WHERE metric = 'ga_beds_open') FROM observation "
+        "WHERE org = $org AND period = $period AND superseded_at IS NULL",
+        {"org": c.org, "period": c.period})
     assert c.value == pytest.approx(occ / open_)
     assert any(a.rule == "ga_occupancy_critical" for a in ev.open)
 

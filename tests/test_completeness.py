@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engines import engine_env
 from mutual.analytics.completeness import completeness, summary
 from mutual.app import Mutual, open_mutual
 
@@ -29,9 +30,9 @@ def send(m: Mutual, folder: Path, name: str, lines: list[str], received: datetim
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
+def system(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Mutual]:
     d = tmp_path_factory.mktemp("completeness")
-    with open_mutual(d / "ws", create=True) as m:
+    with engine_env(module_data_plane), open_mutual(d / "ws", create=True) as m:
         (d / "orgs.csv").write_text(ORGS)
         m.import_orgs(d / "orgs.csv")
         # day 1, on time: T3's occupied beds exceed its open beds and are quarantined
@@ -142,7 +143,7 @@ def test_the_cli_reports_a_day(system: Mutual) -> None:
 @given(sent=st.lists(st.booleans(), min_size=1, max_size=10))
 def test_a_missing_streak_counts_the_collection_days_since_the_last_value(tmp_path: Path, sent: list[bool]) -> None:
     home = tmp_path / f"ws{abs(hash(tuple(sent)))}"
-    with open_mutual(home, create=True) as m:
+    with engine_env("duckdb"), open_mutual(home, create=True) as m:  # a rule of the analytics: one engine will do
         (tmp_path / "orgs.csv").write_text(ORGS)
         m.import_orgs(tmp_path / "orgs.csv")
         days = [D[0] + timedelta(days=i) for i in range(len(sent))]

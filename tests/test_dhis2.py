@@ -23,7 +23,7 @@ from mutual.ingest.cells import Read, ReadContext, ReadError, stage_read
 from mutual.ingest.rawfile import archive
 from mutual.ingest.rules import check, reference_tables
 from mutual.ingest.specs import SpecError
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 
 # UIDs of the shipped demo mapping (src/mutual/ingest/dhis2_maps/demo.yaml)
 OCCUPIED, OPEN, STAFF, STOCK = "eT4aNg0pZq5", "dS3zMf9oYp4", "lA1hUn7wGx2", "mB2iVo8xHy3"

@@ -24,7 +24,7 @@ from mutual.catalog.orgs import merge_orgs, read_fhir_orgs, reference_orgs
 from mutual.ingest import fhir, rules
 from mutual.ingest.cells import Read, ReadContext, ReadError, stage_read
 from mutual.ingest.rawfile import archive
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 
 CATALOG = load_catalog()
 US = "http://hl7.org/fhir/us/saner/CodeSystem/PopulationSystem"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import ORGS_CSV, import_real_orgs, shared_data_dir
+from engines import engine_env
 from mutual.analytics.backtest import _naive, backtest_ranges, rolling_origin
 from mutual.analytics.forecast import (
     ForecastError,
@@ -147,8 +148,8 @@ def build(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
-    with open_mutual(build(tmp_path_factory.mktemp("forecast"))) as m:
+def ws(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Mutual]:
+    with engine_env(module_data_plane), open_mutual(build(tmp_path_factory.mktemp("forecast"))) as m:
         yield m
 
 
@@ -175,12 +176,12 @@ def test_as_of_forecasts_from_what_was_known_then(ws: Mutual) -> None:
 
 
 def test_a_forecast_made_again_from_the_same_vintage_replaces_the_earlier_one(ws: Mutual) -> None:
-    ws.store.con.execute("DELETE FROM forecast")
+    ws.store.delete("forecast", "true")
     for _ in range(2):
         store_forecast(ws.store, forecast_series(ws.store, "ga_beds_occupied", ["RAL"], 5))
     store_forecast(ws.store, forecast_series(ws.store, "ga_beds_occupied", ["RAL"], 5,
                                              as_of=datetime(2020, 2, 5)))
-    counts = ws.store.con.execute("SELECT vintage, count(*) FROM forecast GROUP BY vintage ORDER BY 1").fetchall()
+    counts = ws.store.rows("SELECT vintage, count(*) FROM forecast GROUP BY vintage ORDER BY 1")
     assert counts == [(datetime(2020, 2, 5), 5), (datetime(2020, 2, 10), 5)]
 
 
@@ -213,7 +214,7 @@ def test_backtest_on_the_workspace(ws: Mutual) -> None:
 runner = CliRunner()
 
 
-def test_cli_forecast_and_backtest(tmp_path: Path) -> None:
+def test_cli_forecast_and_backtest(tmp_path: Path, data_plane: str) -> None:
     home = str(build(tmp_path))
     result = runner.invoke(app, ["forecast", "--metric", "ga_beds_occupied", "--org", "RYJ", "--org", "Y56",
                                  "--horizon", "3", "--format", "csv", "--home", home])
@@ -224,7 +225,7 @@ def test_cli_forecast_and_backtest(tmp_path: Path) -> None:
     result = runner.invoke(app, ["forecast", "--metric", "ga_beds_occupied", "--org", "all", "--home", home])
     assert result.exit_code == 0 and "R1H" in result.stdout and "95% interval" in result.stdout
     with open_mutual(Path(home)) as m:
-        assert m.store.con.execute("SELECT count(DISTINCT org) FROM forecast").fetchall() == [(4,)]
+        assert m.store.rows("SELECT count(DISTINCT org) FROM forecast") == [(4,)]
     result = runner.invoke(app, ["forecast", "--metric", "ga_beds_occupied", "--org", "NOPE", "--home", home])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == ["error: unknown organisation 'NOPE' (see `mutual orgs list`)"]
@@ -237,7 +238,7 @@ def test_cli_forecast_and_backtest(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_winters_the_pooled_model_beats_both_naive_baselines(tmp_path: Path) -> None:
+def test_real_winters_the_pooled_model_beats_both_naive_baselines(tmp_path: Path, data_plane: str) -> None:
     data = shared_data_dir()
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")

@@ -21,7 +21,7 @@ from mutual.governance.gate import GateDenied, Request, decide, release_capacity
 from mutual.governance.records import add_partner, draft, partners, record_item, step
 
 # the specification runs with the control plane on each engine (tests/engines.py)
-pytestmark = pytest.mark.usefixtures("control_plane")
+pytestmark = pytest.mark.usefixtures("control_plane", "data_plane")
 
 TODAY = date(2026, 6, 1)
 SRC = Path(__file__).resolve().parents[1] / "src" / "mutual"

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from mutual.app import Mutual
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 
 T0 = datetime(2020, 12, 10, 9, 0)
+
+pytestmark = pytest.mark.usefixtures("data_plane")  # the store's specification: every engine, the same answers
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -54,7 +56,7 @@ def test_the_same_file_twice_is_a_no_op(small_orgs: Mutual, tmp_path: Path) -> N
     again = small_orgs.ingest(f)
     assert again.already and again.submission.id == first.submission.id
     assert len(small_orgs.submissions()) == 1
-    assert small_orgs.store.con.execute("SELECT count(*) FROM observation").fetchone() == (3,)
+    assert small_orgs.store.rows("SELECT count(*) FROM observation") == [(3,)]
 
 
 def test_a_correction_supersedes_only_what_changed_and_as_of_sees_the_past(small_orgs: Mutual,
@@ -67,9 +69,9 @@ def test_a_correction_supersedes_only_what_changed_and_as_of_sees_the_past(small
     assert values(small_orgs, "ga_beds_occupied", "R1H", as_of=datetime(2020, 12, 10, 12)) == {
         date(2020, 12, 1): 1452.0}
     assert values(small_orgs, "ga_beds_occupied", "R1H", as_of=datetime(2020, 12, 1)) == {}
-    history = small_orgs.store.con.execute(
+    history = small_orgs.store.rows(
         "SELECT value, superseded_at FROM observation WHERE org = 'R1H' AND metric = 'ga_beds_occupied' "
-        "ORDER BY recorded_at").fetchall()
+        "ORDER BY recorded_at")
     assert history == [(1452.0, datetime(2020, 12, 11, 9)), (1460.0, None)], "nothing is deleted"
 
 
@@ -133,9 +135,8 @@ def test_a_total_that_is_not_the_sum_of_its_parts_is_accepted_with_a_warning(sma
     (issue,) = issues(small_orgs, s.id)
     assert issue["rule"] == "parts_sum" and issue["severity"] == "warning" and issue["row_num"] == 4
     assert s.accepted == 3 and s.quarantined == 0
-    flagged = small_orgs.store.con.execute(
-        "SELECT flagged FROM observation WHERE metric = 'ga_beds_open'").fetchone()
-    assert flagged == (True,)
+    flagged = small_orgs.store.rows("SELECT flagged FROM observation WHERE metric = 'ga_beds_open'")
+    assert flagged == [(True,)]
 
 
 def test_a_resubmission_corrects_a_quarantined_value(small_orgs: Mutual, tmp_path: Path) -> None:
@@ -166,8 +167,8 @@ def test_a_wide_layout_is_read_through_a_spec_file(small_orgs: Mutual, tmp_path:
                                     "R1H,01/12/2020,1491,1452,40,fine,x\n")
     s = small_orgs.ingest(f, spec=str(spec), received_at=T0).submission
     assert (s.format, s.accepted, s.quarantined) == ("test-wide", 3, 0)
-    absent = small_orgs.store.con.execute("SELECT dims, value, col FROM observation WHERE metric = 'staff_absent'")
-    assert absent.fetchall() == [("reason=other_sickness;staff_group=nursing", 40.0, "Nurses off sick")]
+    absent = small_orgs.store.rows("SELECT dims, value, col FROM observation WHERE metric = 'staff_absent'")
+    assert absent == [("reason=other_sickness;staff_group=nursing", 40.0, "Nurses off sick")]
     (unmapped,) = issues(small_orgs, s.id)
     assert unmapped["rule"] == "unmapped_column" and "'Extra'" in str(unmapped["message"])
 
@@ -196,8 +197,8 @@ def test_a_file_without_an_organisation_column_needs_org(small_orgs: Mutual, sha
         small_orgs.ingest(f)
     s = small_orgs.ingest(f, org="R1H", received_at=datetime(2020, 3, 31)).submission
     assert (s.accepted, s.quarantined) == (12, 0)
-    rows = small_orgs.store.con.execute(
-        "SELECT dims, value FROM observation WHERE metric = 'days_of_supply' ORDER BY dims").fetchall()
+    rows = small_orgs.store.rows(
+        "SELECT dims, value FROM observation WHERE metric = 'days_of_supply' ORDER BY dims")
     assert {("bound=lower;item=gloves", 15.0), ("bound=lower;item=n95_masks", 1.0),
             ("bound=lower;item=ventilator_supplies", 0.0)} <= set(rows)
 

@@ -40,7 +40,7 @@ from mutual.app import Mutual, open_mutual
 from mutual.catalog import load_catalog
 from mutual.ingest import rawfile
 from mutual.ingest.specs import find_spec
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 
 HEADER = "org,metric,date,value"

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import import_real_orgs, shared_data_dir
+from engines import engine_env
 from mutual.analytics.rollup import (
     Level,
     Period,
@@ -54,9 +55,9 @@ def rows(metric: str, series: dict[str, list[int | None]], item: str = "") -> li
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
+def system(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Mutual]:
     d = tmp_path_factory.mktemp("rollup")
-    with open_mutual(d / "ws", create=True) as m:
+    with engine_env(module_data_plane), open_mutual(d / "ws", create=True) as m:
         (d / "orgs.csv").write_text(ORGS)
         m.import_orgs(d / "orgs.csv")
         lines = ["org,metric,date,value,item"]
@@ -218,11 +219,11 @@ WINTERS = ["sitrep1718", "sitrep1819", "sitrep1920", "sitrep2021"]
 
 
 @pytest.fixture(scope="module")
-def winters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual]:
+def winters(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Mutual]:
     data = shared_data_dir()
     if data is None:
         pytest.skip("the public test files (../shared/data) are not on this machine")
-    with open_mutual(tmp_path_factory.mktemp("winters") / "ws", create=True) as m:
+    with engine_env(module_data_plane), open_mutual(tmp_path_factory.mktemp("winters") / "ws", create=True) as m:
         import_real_orgs(m, data)
         for i, w in enumerate(WINTERS):
             m.ingest(Path(data) / "nhse-uec-sitrep-series" / f"{w}.csv", received_at=datetime(2021 + i, 6, 1))
@@ -240,14 +241,15 @@ def test_trusts_rolled_up_to_england_meet_nhs_englands_rows_every_day(winters: M
     exceeds Mutual's sum by exactly the quarantined values of that day, and by nothing else."""
     cmp = compare_reported(winters.store, metric, date(2017, 11, 1), date(2021, 4, 30)).to_pylist()
     england = {r["period"]: r for r in cmp if r["org"] == "ENG"}
-    reported_days = winters.store.con.execute(
-        "SELECT count(DISTINCT period) FROM observation WHERE org = 'ENG' AND metric = ?", [metric]).fetchone()
-    assert reported_days is not None and len(england) == reported_days[0] > 280
-    held_back = dict(winters.store.con.execute("""
-        SELECT period::DATE, sum(raw::DOUBLE) FROM (
+    [(reported_days,)] = winters.store.rows(
+        "SELECT count(DISTINCT period) FROM observation WHERE org = 'ENG' AND metric = $metric", {"metric": metric})
+    assert len(england) == reported_days > 280
+    held_back = dict(winters.store.rows("""
+        SELECT CAST(period AS DATE), sum(CAST(raw AS DOUBLE PRECISION)) FROM (
             SELECT DISTINCT q.submission_id, q.row_num, q.col, q.period, q.raw FROM quality_issue q
             JOIN organisation o ON o.code = q.org
-            WHERE o.kind = 'trust' AND q.severity = 'error' AND q.metric = ?) GROUP BY 1""", [metric]).fetchall())
+            WHERE o.kind = 'trust' AND q.severity = 'error' AND q.metric = $metric) AS q GROUP BY 1""",
+                                        {"metric": metric}))
     for day, r in england.items():
         assert r["computed"] is not None and r["reported"] is not None, day
         assert r["reported"] - r["computed"] == held_back.get(day, 0), day

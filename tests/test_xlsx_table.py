@@ -9,7 +9,7 @@ import pytest
 
 from mutual.app import Mutual
 from mutual.ingest.xlsx_table import cell_text
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 from xlsx_builder import Serial, xlsx_bytes
 

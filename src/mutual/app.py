@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from mutual.catalog.orgs import Org, merge_orgs, read_org_file, reference_orgs, 
 from mutual.control import db
 from mutual.control.models import Submission
 from mutual.governance import audit
+from mutual.store.base import Store
 from mutual.store.duckdb_store import DuckStore
 from mutual.store.intake import IngestResult, Progress, ingest_file, utcnow
 from mutual.store.schema import EPISODE_COLUMNS
@@ -25,6 +27,28 @@ from mutual.workspace import Workspace
 
 class WorkspaceError(ValueError):
     pass
+
+
+def open_store(workspace: Workspace, *, read_only: bool = False) -> Store:
+    """The workspace's data plane on the engine the settings name."""
+    if workspace.data_engine == "postgres" and workspace.data_url:
+        import psycopg
+
+        from mutual.store.postgres_store import PgStore
+
+        try:
+            return PgStore(workspace.data_url, workspace.tmp_dir, read_only=read_only)
+        except psycopg.OperationalError as exc:
+            where = make_url(workspace.data_url).render_as_string(hide_password=True)
+            raise WorkspaceError(f"cannot open the data plane at {where}: {str(exc).strip().splitlines()[0]}"
+                                 ) from None
+    if workspace.data_engine == "spark":
+        raise WorkspaceError("MUTUAL_DATA_ENGINE=spark: a workspace's data plane cannot live in Spark yet; Spark "
+                             "reads an export (`mutual export`) for national roll-ups and extracts")
+    try:
+        return DuckStore(workspace.data_path, workspace.tmp_dir, read_only=read_only)
+    except duckdb.IOException as exc:
+        raise WorkspaceError(f"{workspace.data_path} is in use by another process ({exc})") from exc
 
 
 class Mutual:
@@ -42,9 +66,10 @@ class Mutual:
             raise WorkspaceError(f"cannot open the control plane at {where}: {str(exc.orig).strip()}") from None
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
         try:
-            self.store = DuckStore(workspace.data_path, workspace.tmp_dir, read_only=read_only)
-        except duckdb.IOException as exc:
-            raise WorkspaceError(f"{workspace.data_path} is in use by another process ({exc})") from exc
+            self.store = open_store(workspace, read_only=read_only)
+        except WorkspaceError:
+            self.engine.dispose()
+            raise
         if create and not self.store.orgs():
             self.store.replace_orgs(merge_orgs([], reference_orgs()))
 

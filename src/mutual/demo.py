@@ -820,7 +820,7 @@ TREATED = 5  # the first trusts picked run Northstar's discharge-planning tool f
 
 def _daily(m: Mutual, metric: str, trusts: list[str], first: date, last: date) -> dict[str, dict[date, float]]:
     """Each trust's current values of ``metric`` (no dimensions) by day."""
-    from mutual.store.duckdb_store import ObservationQuery
+    from mutual.store.base import ObservationQuery
 
     found = m.store.observations(ObservationQuery(metric=metric, start=first, end=last))
     series: dict[str, dict[date, float]] = {}

@@ -127,7 +127,7 @@ def export(m: Mutual, out: Path, progress: Progress = lambda _: None) -> Manifes
         if not m.store.has_table(table_name):
             continue
         progress(f"data plane: {table_name}")
-        reader = m.store.con.sql(f"SELECT * FROM {table_name} ORDER BY ALL").to_arrow_reader(BATCH)
+        reader = m.store.export_reader(table_name, BATCH)
         name = f"data/{table_name}.parquet"
         files[name] = {"rows": _write(out / name, reader.schema, reader)}
     archive = m.workspace.archive_dir

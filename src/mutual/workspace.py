@@ -2,7 +2,8 @@
 put it (``mutual.settings``).
 
 Layout: ``control.sqlite`` (control plane, unless ``MUTUAL_CONTROL_URL`` names a server), ``data.duckdb`` (data
-plane), ``archive/`` (raw files, content-addressed by sha256) and ``tmp/`` (spill space for large ingests).
+plane, unless ``MUTUAL_DATA_ENGINE`` names another engine), ``archive/`` (raw files, content-addressed by sha256)
+and ``tmp/`` (spill space for large ingests).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ def default_home() -> Path:
 class Workspace:
     home: Path
     control: str | None = None  # the control plane's URL when it is not the workspace's SQLite file
+    data_engine: str = "duckdb"
+    data_url: str | None = None  # the data plane's URL when it is not the workspace's DuckDB file
 
     @classmethod
     def at(cls, home: Path | str | None) -> Workspace:
         settings = load_settings(home)
-        return cls(settings.resolved_home, settings.control_url)
+        return cls(settings.resolved_home, settings.control_url, settings.data_engine,
+                   settings.data if settings.data_engine != "duckdb" else None)
 
     @property
     def control_url(self) -> str:
@@ -52,7 +56,7 @@ class Workspace:
 
     @property
     def exists(self) -> bool:
-        return (self.home / "control.sqlite").exists() or self.data_path.exists()
+        return (self.home / "control.sqlite").exists() or self.data_path.exists() or self.archive_dir.is_dir()
 
 
 def workspace_secret(path: Path, consequence: str) -> bytes:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mutual.catalog import load_catalog
 from mutual.catalog.metrics import Catalog
 from mutual.catalog.orgs import OrgKind
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -216,7 +216,7 @@ def quality_of(age_days: int, stale_after_days: int, flagged: bool) -> str:
     return QUALITIES[2 - (age_days > stale_after_days) - int(flagged)]
 
 
-def _frame(store: DuckStore, metric: str, start: date, end: date, as_of: datetime | None) -> ir.Table:
+def _frame(store: Store, metric: str, start: date, end: date, as_of: datetime | None) -> ir.Table:
     t = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of))
     return t.select("org", "dims", "period", "value", "flagged")
 
@@ -231,7 +231,7 @@ class Point:
     why: str
 
 
-def _points(store: DuckStore, rule: Rule, day: date, as_of: datetime | None,
+def _points(store: Store, rule: Rule, day: date, as_of: datetime | None,
             orgs: set[str]) -> dict[tuple[str, str], list[Point]]:
     """Per (org, dims): the rule's values in the window before ``day``, oldest first."""
     catalog = load_catalog()
@@ -271,7 +271,7 @@ def _points(store: DuckStore, rule: Rule, day: date, as_of: datetime | None,
     return out
 
 
-def evaluate(store: DuckStore, rules: Sequence[Rule], day: date, *, as_of: datetime | None = None,
+def evaluate(store: Store, rules: Sequence[Rule], day: date, *, as_of: datetime | None = None,
              evaluated_at: datetime | None = None) -> list[Check]:
     """Every rule for every trust and site with a series in the ``REPORT_WINDOW_DAYS`` before ``day``, on the latest
     value at or before ``day`` (as known at ``as_of``, default now)."""
@@ -390,12 +390,12 @@ _SCHEMAS = {
 }
 
 
-def stored_checks(store: DuckStore) -> list[Check]:
+def stored_checks(store: Store) -> list[Check]:
     rows = store.ibis.table("alert_event").to_pyarrow().to_pylist()
     return [Check(**r) for r in rows]
 
 
-def record(store: DuckStore, day: date, checks: Sequence[Check]) -> list[Alert]:
+def record(store: Store, day: date, checks: Sequence[Check]) -> list[Alert]:
     """Store ``day``'s checks in place of any earlier evaluation of that day, and rebuild the alerts."""
     if any(c.eval_date != day for c in checks):
         raise ValueError(f"checks of another day than {day} given to record")
@@ -405,7 +405,7 @@ def record(store: DuckStore, day: date, checks: Sequence[Check]) -> list[Alert]:
     return alerts
 
 
-def latest_day(store: DuckStore, rules: Sequence[Rule]) -> date | None:
+def latest_day(store: Store, rules: Sequence[Rule]) -> date | None:
     """The last day any trust reported any of the rules' metrics."""
     metrics = sorted({m for r in rules for m in r.metrics})
     t = store.ibis.table("observation")
@@ -443,7 +443,7 @@ class Evaluation:
     open: list[Alert]  # open on ``day``, one per concern
 
 
-def run_alerts(store: DuckStore, day: date | None = None, rules: Sequence[Rule] | None = None, *,
+def run_alerts(store: Store, day: date | None = None, rules: Sequence[Rule] | None = None, *,
                as_of: datetime | None = None, evaluated_at: datetime | None = None) -> Evaluation:
     """Evaluate ``day`` (default: the latest day with data), record it, and say what is open."""
     rules = list(rules if rules is not None else shipped_rules())
@@ -456,7 +456,7 @@ def run_alerts(store: DuckStore, day: date | None = None, rules: Sequence[Rule] 
     return Evaluation(day, checks, alerts, open_alerts(alerts, day, rules))
 
 
-def pressure(store: DuckStore, day: date, top: int = 10, *, as_of: datetime | None = None) -> list[dict[str, Any]]:
+def pressure(store: Store, day: date, top: int = 10, *, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """The trusts with the highest G&A occupancy (occupied ÷ open, from the parts) on their latest day at most a
     week before ``day``."""
     rule = Rule(id="ga_occupancy", title="G&A bed occupancy", rate=Rate(numerator="ga_beds_occupied",
@@ -539,7 +539,7 @@ def crossings(forecast: pa.Table, thresholds: dict[tuple[str, str], float], op: 
     return out
 
 
-def forecast_crossings(store: DuckStore, rules: Sequence[Rule], day: date, checks: Sequence[Check],
+def forecast_crossings(store: Store, rules: Sequence[Rule], day: date, checks: Sequence[Check],
                        horizon: int = 14) -> dict[tuple[str, str, str], Crossing]:
     """Projected crossings of each forecast rule for the trusts it was evaluated on (and not already past it),
     keyed by (rule, org, dims). A rate's threshold becomes a count with the latest denominator (beds open

@@ -30,7 +30,7 @@ from mutual.analytics.forecast import (
 )
 
 if TYPE_CHECKING:
-    from mutual.store.duckdb_store import DuckStore
+    from mutual.store.base import Store
 
 METHODS = ("mutual", "persistence", "seasonal_naive")
 SCALE_NOTE = "MASE scale: in-sample MAE of the 7-day seasonal naive per trust on its training part"
@@ -146,7 +146,7 @@ def rolling_origin(train: Sequence[Segment], test: Sequence[Segment], *, horizon
                           seconds=time.perf_counter() - started, by_horizon=by_horizon)
 
 
-def backtest_ranges(store: DuckStore, metric: str, train: Sequence[tuple[date, date]], test: tuple[date, date],
+def backtest_ranges(store: Store, metric: str, train: Sequence[tuple[date, date]], test: tuple[date, date],
                     *, as_of: datetime | None = None, **options: int | None) -> BacktestResult:
     """The backtest with explicit training and test date ranges (one per winter), read from the store."""
     check_metric(metric)
@@ -157,7 +157,7 @@ def backtest_ranges(store: DuckStore, metric: str, train: Sequence[tuple[date, d
     return rolling_origin(train_segments, test_segments, **options)  # type: ignore[arg-type]
 
 
-def backtest_workspace(store: DuckStore, metric: str, *, test_winter: int | None = None,
+def backtest_workspace(store: Store, metric: str, *, test_winter: int | None = None,
                        as_of: datetime | None = None, **options: int | None) -> BacktestResult:
     """The backtest on a workspace: test on one winter (July-June, named by its first year; default the latest),
     train on the winters before it."""

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from mutual.analytics.rollup import count_of
 from mutual.catalog import load_catalog
 from mutual.catalog.metrics import Kind
 from mutual.catalog.orgs import OrgKind
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -40,7 +41,7 @@ def default_days_after(kind: Kind) -> int:
     return 1 if kind == Kind.FLOW else 0
 
 
-def _trusts(store: DuckStore, org: str | None) -> pa.Table:
+def _trusts(store: Store, org: str | None) -> pa.Table:
     orgs = store.orgs()
     if org is not None:
         found = {o.code: o for o in orgs}.get(org)
@@ -54,7 +55,7 @@ def _trusts(store: DuckStore, org: str | None) -> pa.Table:
                                                         ("open_date", pa.date32()), ("close_date", pa.date32())]))
 
 
-def _quarantined(store: DuckStore, as_of: datetime | None) -> ir.Table:
+def _quarantined(store: Store, as_of: datetime | None) -> ir.Table:
     """Distinct values held back by an error, per org, metric and day (counting only submissions known at
     ``as_of``, and only issues still open or corrected later: a released value is stored)."""
     import ibis
@@ -69,7 +70,7 @@ def _quarantined(store: DuckStore, as_of: datetime | None) -> ir.Table:
     return cells.group_by(["org", "metric", "day"]).aggregate(quarantined=cells.count())
 
 
-def completeness(store: DuckStore, start: date, end: date, *, metric: str | None = None, org: str | None = None,
+def completeness(store: Store, start: date, end: date, *, metric: str | None = None, org: str | None = None,
                  deadline: time = DEFAULT_DEADLINE, days_after: int | None = None,
                  as_of: datetime | None = None) -> pa.Table:
     """One row per expected trust, metric and collection day in ``start..end`` (see the module's definitions)."""
@@ -88,10 +89,11 @@ def completeness(store: DuckStore, start: date, end: date, *, metric: str | None
         "metric": [m.code for m in catalog.metrics],
         "days_after": [default_days_after(m.kind) if days_after is None else days_after for m in catalog.metrics]}))
 
-    hist = store.observations(ObservationQuery(metric=metric, end=end, as_of=as_of, include_history=True))
+    hist = store.observations(ObservationQuery(metric=metric, end=end, as_of=as_of, include_history=True),
+                              ordered=False)
     hist = hist.semi_join(trusts, "org")
     firsts = hist.group_by(["org", "metric", hist.period.name("day")]).aggregate(received_at=hist.recorded_at.min())
-    now = store.observations(ObservationQuery(metric=metric, end=end, as_of=as_of))
+    now = store.observations(ObservationQuery(metric=metric, end=end, as_of=as_of), ordered=False)
     stored_all = now.semi_join(every_trust, "org")
     stored_all = stored_all.group_by(["org", "metric", stored_all.period.name("day")]).aggregate(
         stored=stored_all.count())
@@ -108,7 +110,7 @@ def completeness(store: DuckStore, start: date, end: date, *, metric: str | None
                           & (grid.close_date.isnull() | (grid.close_date >= grid.day))))
     received = grid.stored.notnull()
     w = ibis.cumulative_window(group_by=[grid.org, grid.metric], order_by=grid.day)
-    grid = grid.mutate(received=received, run=received.cast("int64").sum().over(w))
+    grid = grid.mutate(received=received, run=count_of(received).sum().over(w))
     # within a run (a received day and the missing days after it) the streak counts the missing days
     run_w = ibis.window(group_by=[grid.org, grid.metric, grid.run], order_by=grid.day)
     grid = grid.mutate(missing_streak=ibis.row_number().over(run_w) + ibis.ifelse(grid.run == 0, 1, 0))
@@ -139,6 +141,6 @@ def summary(rows: pa.Table) -> pa.Table:
     t = ibis.memtable(rows)
     on_time = t.received & (t.late_hours <= 0)
     g = t.group_by(["metric", "day"]).aggregate(
-        expected=t.count(), received=t.received.cast("int64").sum(), on_time=on_time.cast("int64").sum(),
+        expected=t.count(), received=count_of(t.received).sum(), on_time=count_of(on_time).sum(),
         quarantined=t.quarantined.sum(), longest_missing_streak=t.missing_streak.max())
     return g.order_by(["day", "metric"]).to_pyarrow()

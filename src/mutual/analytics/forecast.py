@@ -25,7 +25,7 @@ from mutual.catalog.metrics import Kind
 from mutual.catalog.orgs import Org, OrgKind
 
 if TYPE_CHECKING:
-    from mutual.store.duckdb_store import DuckStore
+    from mutual.store.base import Store
 
 MODEL_NAME = "pooled-lgbm-direct-v1"
 MAX_HORIZON = 14
@@ -306,12 +306,12 @@ def check_metric(metric: str) -> None:
                             "(point_in_time metrics such as ga_beds_occupied)")
 
 
-def trust_points(store: DuckStore, metric: str, as_of: datetime | None = None,
+def trust_points(store: Store, metric: str, as_of: datetime | None = None,
                  start: date | None = None, end: date | None = None) -> tuple[list[tuple[str, date, float]],
                                                                             datetime | None]:
     """Every trust's values of ``metric`` (no dimensions) as known at ``as_of``, and the latest ``recorded_at``
     among them (the data vintage)."""
-    from mutual.store.duckdb_store import ObservationQuery
+    from mutual.store.base import ObservationQuery
 
     trusts = [o.code for o in store.orgs() if o.kind in (OrgKind.TRUST,)]
     t = store.observations(ObservationQuery(metric=metric, as_of=as_of, start=start, end=end))
@@ -373,7 +373,7 @@ def _target(code: str, known: dict[str, Org], latest: dict[str, Segment], segmen
     return seg
 
 
-def forecast_series(store: DuckStore, metric: str, orgs: Sequence[str], horizon: int,
+def forecast_series(store: Store, metric: str, orgs: Sequence[str], horizon: int,
                     as_of: datetime | None = None, *, made_at: datetime | None = None,
                     skip_missing: bool = False) -> pa.Table:
     """Forecast ``horizon`` days after each org's last reported day, fitted on every trust's history as of
@@ -423,7 +423,7 @@ def forecast_series(store: DuckStore, metric: str, orgs: Sequence[str], horizon:
     return pa.table(rows, schema=FORECAST_SCHEMA)
 
 
-def planned_changes(store: DuckStore, metric: str) -> list[tuple[str, date, date | None, float]]:
+def planned_changes(store: Store, metric: str) -> list[tuple[str, date, date | None, float]]:
     """(org, first day, last day or None, change) that approved mutual-aid plans expect in ``metric``."""
     table = store.expected_changes(metric)
     if table is None:
@@ -444,7 +444,7 @@ def planned_shift(planned: Sequence[tuple[str, date, date | None, float]], seg: 
                if org in members and seg.end < first <= day and (last is None or day <= last))
 
 
-def store_forecast(store: DuckStore, table: pa.Table) -> int:
+def store_forecast(store: Store, table: pa.Table) -> int:
     """Keep a forecast; one made again from the same data vintage replaces the earlier one for those orgs."""
     if table.num_rows == 0:
         return 0
@@ -453,5 +453,5 @@ def store_forecast(store: DuckStore, table: pa.Table) -> int:
     orgs = sorted(set(table.column("org").to_pylist()))
     return store.append("forecast", table,
                         replace_where="metric = $metric AND vintage IS NOT DISTINCT FROM $vintage "
-                                      "AND list_contains($orgs, org) AND model = $model",
+                                      "AND org = ANY($orgs) AND model = $model",
                         params={"metric": metric, "vintage": vintage, "orgs": orgs, "model": MODEL_NAME})

@@ -33,11 +33,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mutual.catalog import load_catalog
 from mutual.catalog.metrics import Kind, Metric
 from mutual.catalog.orgs import Org, OrgKind
-from mutual.store.duckdb_store import ObservationQuery, ObservationSource
+from mutual.store.base import ObservationQuery, ObservationSource
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -66,6 +67,13 @@ NAMED_RATES = {
     "cc_adult_occupancy": ("cc_adult_beds_occupied", "cc_adult_beds_open"),
     "ventilator_use": ("ventilators_in_use", "ventilators_total"),
 }
+
+
+def count_of(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """1 where ``condition`` holds, else 0 (a CASE, not a cast: PostgreSQL cannot cast a boolean to bigint)."""
+    import ibis
+
+    return ibis.ifelse(condition, 1, 0).cast("int64")
 
 
 def rates() -> dict[str, tuple[str, str]]:
@@ -179,8 +187,7 @@ def to_partials(values: ir.Table, weights: ir.Table | None = None) -> ir.Table:
         value_sum=t.value, value_min=t.value,
         weighted_sum=ibis.ifelse(weighted, t.value * t.usage, 0.0),
         usage_sum=ibis.ifelse(weighted, t.usage, 0.0),
-        n_weighted=weighted.cast("int64"),
-        reported=(~t.imputed).cast("int64"), imputed=t.imputed.cast("int64"))
+        n_weighted=count_of(weighted), reported=count_of(~t.imputed), imputed=count_of(t.imputed))
 
 
 def merge(partials: ir.Table, parents: ir.Table | None = None) -> ir.Table:
@@ -233,14 +240,14 @@ def _check(q: RollupQuery) -> Metric:
 
 def _trust_values(store: ObservationSource, place: ir.Table, metric: str, start: date, end: date,
                   as_of: datetime | None) -> ir.Table:
-    obs = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of))
+    obs = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of), ordered=False)
     return obs.join(place, "org").select("org", "parent", "open_date", "close_date", "dims",
                                          day=obs.period, value=obs.value)
 
 
 def _expected_series(store: ObservationSource, place: ir.Table, metric: str, as_of: datetime | None) -> ir.Table:
     """Series (trust, dims) that reported ``metric`` at least once in the store, as known at ``as_of``."""
-    obs = store.observations(ObservationQuery(metric=metric, as_of=as_of))
+    obs = store.observations(ObservationQuery(metric=metric, as_of=as_of), ordered=False)
     series = obs.select("org", "dims").distinct()
     return series.join(place, "org")
 
@@ -337,7 +344,7 @@ def rollup_rate(store: ObservationSource, rate: str, level: Level, start: date, 
     j = num.join(den.rename(den_value="value", den_imputed="imputed"), keys)
     g = j.group_by(["parent", "dims", "period", "period_end"]).aggregate(
         numerator=j.value.sum(), denominator=j.den_value.sum(), trusts=j.org.nunique(),
-        imputed=(j.imputed | j.den_imputed).cast("int64").sum())
+        imputed=count_of(j.imputed | j.den_imputed).sum())
     names = place.select("parent", "parent_name").distinct()
     g = g.left_join(names, "parent")
     out = g.select(level=ibis.literal(str(level)), org=g.parent, name=g.parent_name, rate=ibis.literal(rate),
@@ -352,30 +359,30 @@ def compare_reported(store: ObservationSource, metric: str, start: date, end: da
                      carry: int = 0) -> pa.Table:
     """Computed roll-ups beside the subtotals organisations reported themselves (NHS England's ``ENG`` rows, a
     region's row), per day: computed, reported, difference (computed - reported) and the coverage."""
-    import ibis
 
     _metric(metric)
     by_code = {o.code: o for o in store.orgs()}
-    obs = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of))
+    obs = store.observations(ObservationQuery(metric=metric, start=start, end=end, as_of=as_of), ordered=False)
     reporters = [r["org"] for r in obs.select("org").distinct().to_pyarrow().to_pylist()]
     out = []
     for level, kind in ((Level.NATION, OrgKind.NATION), (Level.REGION, OrgKind.REGION), (Level.STP, OrgKind.STP)):
         codes = [c for c in reporters if c in by_code and by_code[c].kind == kind]
         if not codes:
             continue
-        computed = ibis.memtable(rollup(store, RollupQuery(metric, level, start, end, as_of, carry=carry)))
-        computed = computed.filter(computed.org.isin(codes))
-        computed = computed.select("org", "dims", "period", computed=computed.value,
-                                   reported_trusts=computed.reported, imputed_trusts=computed.imputed,
-                                   expected_trusts=computed.expected)
-        own = obs.filter(obs.org.isin(codes)).select("org", "dims", "period", reported=obs.value)
-        j = computed.outer_join(own, ["org", "dims", "period"])
-        j = j.select(level=ibis.literal(str(level)), org=j.org.coalesce(j.org_right),
-                     dims=j.dims.coalesce(j.dims_right), period=j.period.coalesce(j.period_right),
-                     computed=j.computed, reported=j.reported, difference=j.computed - j.reported,
-                     reported_trusts=j.reported_trusts.fill_null(0), imputed_trusts=j.imputed_trusts.fill_null(0),
-                     expected_trusts=j.expected_trusts.fill_null(0))
-        out.append(j.order_by(["org", "dims", "period"]).to_pyarrow())
+        # joined here, in Arrow: the roll-up is already out of the engine, and sending it back costs more
+        computed = rollup(store, RollupQuery(metric, level, start, end, as_of, carry=carry))
+        computed = computed.filter(pc.is_in(computed["org"], pa.array(codes))).select(
+            ["org", "dims", "period", "value", "reported", "imputed", "expected"]).rename_columns(
+            ["org", "dims", "period", "computed", "reported_trusts", "imputed_trusts", "expected_trusts"])
+        own = obs.filter(obs.org.isin(codes)).select("org", "dims", "period", reported=obs.value).to_pyarrow()
+        j = computed.join(own, ["org", "dims", "period"], join_type="full outer").sort_by(
+            [("org", "ascending"), ("dims", "ascending"), ("period", "ascending")])
+        out.append(pa.table({
+            "level": pa.array([str(level)] * j.num_rows, pa.string()),
+            "org": j["org"], "dims": j["dims"], "period": j["period"], "computed": j["computed"],
+            "reported": j["reported"], "difference": pc.subtract(j["computed"], j["reported"]),
+            **{c: pc.fill_null(j[c], 0).cast(pa.int64()) for c in ("reported_trusts", "imputed_trusts",
+                                                                 "expected_trusts")}}))
     if not out:
         raise ValueError(f"no organisation above trust level reported {metric} between {start} and {end}")
     return pa.concat_tables(out)

@@ -26,7 +26,7 @@ from mutual.app import Mutual, WorkspaceError, open_mutual
 from mutual.catalog import load_catalog
 from mutual.catalog.orgs import OrgFileError
 from mutual.ingest.specs import SpecError, shipped_specs
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 
 app = typer.Typer(help="Mutual: one trustworthy picture of a health system's capacity.", no_args_is_help=True,

@@ -2,8 +2,9 @@
 generalised, identifiers replaced by the agreement's pseudonyms, and k-anonymity reported.
 
 One DuckDB query over the episodes (a Parquet file or any relation), so ten million episodes stream through
-without Python touching a row (``extract_spark`` runs the same rules as a Spark job, for a national data plane;
-the specification tests hold the two to identical answers): the national data opt-out is an anti-join, the
+without Python touching a row (``extract_spark`` runs the same rules as a Spark job, for a national data plane, and
+``extract_postgres`` as one query on a PostgreSQL data plane; the specification tests hold them to identical
+answers): the national data opt-out is an anti-join, the
 pseudonyms are HMAC-SHA256 computed by the engine (``pseudonym.sql_pseudonym``, equal to the Python function),
 and generalisation is SQL:
 
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +32,9 @@ import pyarrow.parquet as pq
 from mutual.governance.agreements import DATASETS
 from mutual.governance.pseudonym import LENGTH as PSEUDONYM_LENGTH
 from mutual.governance.pseudonym import hmac_pads, sql_pseudonym
+
+if TYPE_CHECKING:
+    from mutual.store.postgres_store import PgStore
 
 QUASI = ("age_band", "sex", "postcode_district", "trust")
 
@@ -153,6 +157,90 @@ def _spark_column(field: str, dates: str, ipad: str, opad: str) -> tuple[str, st
         return (field.replace("_date", "_month"), f"date_format(e.{field}, 'yyyy-MM')") if dates == "month" else (
             field, f"e.{field}")
     return field, f"e.{field}"
+
+
+def _postgres_column(field: str, dates: str, ipad: str, opad: str) -> tuple[str, str]:
+    """The released column for an agreed field in PostgreSQL: (name, expression), equal to ``_column``'s."""
+    def hmac(text_sql: str) -> str:
+        inner = f"sha256(decode('{ipad}', 'hex') || convert_to({text_sql}, 'UTF8'))"
+        return f"substr(encode(sha256(decode('{opad}', 'hex') || {inner}), 'hex'), 1, {2 * PSEUDONYM_LENGTH})"
+
+    if field == "nhs_number":
+        return "patient", hmac("e.nhs_number::text")
+    if field == "episode_id":
+        return "episode", hmac("'episode:' || e.episode_id::text")
+    if field == "date_of_birth":
+        return "age_band", ("CASE WHEN e.age >= 90 THEN '90+' ELSE (e.age / 5 * 5)::text || '-' || "
+                            "(e.age / 5 * 5 + 4)::text END")
+    if field == "postcode":
+        return "postcode_district", "upper(split_part(trim(e.postcode), ' ', 1))"
+    if field in ("admission_date", "discharge_date"):
+        return (field.replace("_date", "_month"), f"to_char(e.{field}, 'YYYY-MM')") if dates == "month" else (
+            field, f"e.{field}")
+    return field, f"e.{field}"
+
+
+def extract_postgres(store: PgStore, table: str, *, fields: Sequence[str], key: bytes,
+                     optouts: pa.Array | None = None, dates: Literal["month", "day"] = "month", k: int = 5,
+                     out: Path | None = None, trusts: Sequence[str] | None = None,
+                     admitted: tuple[date, date] | None = None) -> tuple[pa.Table | None, ExtractReport]:
+    """``extract`` as one query on a PostgreSQL data plane, over the episodes in ``table``: the same rules,
+    columns, values and report. Opted-out patients are ``optouts``, or when it is None the store's ``optout``
+    table, joined on the server."""
+    _check_fields(fields)
+    ipad, opad = (pad.hex() for pad in hmac_pads(key))
+    columns = [_postgres_column(f, dates, ipad, opad) for f in fields]
+    names = tuple(name for name, _ in columns)
+    scope, params = ["true"], dict[str, Any]()
+    if trusts is not None:
+        scope.append("s.trust = ANY($trusts)")
+        params["trusts"] = list(trusts)
+    if admitted is not None:
+        scope.append("s.admission_date BETWEEN $first AND $last")
+        params["first"], params["last"] = admitted
+    scoped = f"(SELECT * FROM {table} s WHERE {' AND '.join(scope)})"
+    age = ("(extract(year FROM s.admission_date) - extract(year FROM s.date_of_birth))::int - CASE WHEN "
+           "to_char(s.admission_date, 'MMDD') < to_char(s.date_of_birth, 'MMDD') THEN 1 ELSE 0 END")
+    kept = (f"(SELECT s.*, {age} AS age FROM {scoped} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
+    with store.transaction():
+        store.execute("CREATE TEMP TABLE _optout (nhs_number BIGINT PRIMARY KEY) ON COMMIT DROP")
+        if optouts is None:
+            store.execute("INSERT INTO _optout SELECT DISTINCT nhs_number FROM optout")
+        else:
+            store.work.register("_optouts", pa.table({"nhs_number": optouts}))
+            try:
+                store.copy_in("_optout", "SELECT DISTINCT nhs_number::BIGINT FROM _optouts "
+                                         "WHERE nhs_number IS NOT NULL")
+            finally:
+                store.work.unregister("_optouts")
+        rows_in = store.rows(f"SELECT count(*) FROM {scoped} s", params)[0][0]
+        store.execute(f"CREATE TEMP TABLE _extract ON COMMIT DROP AS SELECT "
+                      f"{', '.join(f'{sql} AS {name}' for name, sql in columns)} FROM {kept} e", params)
+        rows_out = store.rows("SELECT count(*) FROM _extract")[0][0]
+        quasi = [q for q in QUASI if q in names]
+        smallest, below = None, 0
+        if quasi and rows_out:
+            smallest, below = store.rows(
+                f"SELECT min(n), coalesce(sum(n) FILTER (WHERE n < {int(k)}), 0) FROM "
+                f"(SELECT count(*) AS n FROM _extract GROUP BY {', '.join(quasi)}) g")[0]
+        store.fetch("_extract", "SELECT * FROM _extract", {n: _DUCK_TYPES.get(n, "VARCHAR") for n in names})
+    report = ExtractReport(rows_in=int(rows_in), opted_out=int(rows_in) - int(rows_out), rows_out=int(rows_out),
+                           columns=names, k=k, smallest_group=None if smallest is None else int(smallest),
+                           below_k=int(below))
+    try:
+        if out is not None:
+            target = out.as_posix().replace("'", "''")
+            store.work.execute(f"COPY _extract TO '{target}' (FORMAT parquet)")
+            return None, report
+        return store.work.sql("SELECT * FROM _extract").to_arrow_table(), report
+    finally:
+        store.work.execute("DROP TABLE _extract")
+
+
+# the types of released columns that are not text, as DuckDB's extract gives them
+_DUCK_TYPES = {"critical_care_days": "INTEGER", "ventilated": "BOOLEAN", "admission_date": "DATE",
+               "discharge_date": "DATE"}
 
 
 def extract_spark(spark: Any, source: str, *, fields: Sequence[str], key: bytes, optouts: pa.Array | None = None,

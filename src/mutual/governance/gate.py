@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -23,11 +23,14 @@ from mutual.catalog import load_catalog
 from mutual.control.models import AgreementRecord
 from mutual.governance import audit
 from mutual.governance.agreements import SHARING, Agreement, Granularity, Status
-from mutual.governance.deidentify import ExtractReport, extract, extract_spark
+from mutual.governance.deidentify import ExtractReport, extract, extract_postgres, extract_spark
 from mutual.governance.disclosure import publish_count
 from mutual.governance.pseudonym import agreement_key
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 from mutual.workspace import workspace_secret
+
+if TYPE_CHECKING:
+    from mutual.store.postgres_store import PgStore
 
 PSEUDONYM_SECRET = "pseudonym_secret"
 
@@ -108,7 +111,7 @@ def _released(sessions: sessionmaker[Session], request: Request, actor: str, row
                      agreement=request.agreement, details={"rows": rows, "suppressed": suppressed})
 
 
-def release_capacity(sessions: sessionmaker[Session], store: DuckStore, request: Request, *, actor: str,
+def release_capacity(sessions: sessionmaker[Session], store: Store, request: Request, *, actor: str,
                      today: date) -> pa.Table:
     """Capacity values for an aggregate request: the agreed fields only, each count through disclosure control
     (1–7 suppressed, the rest rounded to 5), with a note per value saying what was done."""
@@ -139,45 +142,39 @@ def release_capacity(sessions: sessionmaker[Session], store: DuckStore, request:
 
 def release_extract(sessions: sessionmaker[Session], home: Path, source: str | None, request: Request, *,
                     actor: str, today: date, optouts: pa.Array | None = None, out: Path | None = None,
-                    store: DuckStore | None = None, spark: Any = None) -> tuple[pa.Table | None, ExtractReport]:
+                    store: Store | None = None, spark: Any = None) -> tuple[pa.Table | None, ExtractReport]:
     """A record-level extract (opt-outs removed, agreed fields, generalised, pseudonymised with the agreement's
     key) and its k-anonymity report. The episodes are ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``,
     or with ``spark`` a Parquet path that Spark session reads) or, when it is None, the workspace's own
     (``store``'s ``apc_episode`` table). ``optouts`` defaults to the workspace's national data opt-out list
     (``mutual optouts import``)."""
     _decision(sessions, request, actor, today)
-    if optouts is None and store is not None and store.has_table("optout"):
-        optouts = store.con.sql("SELECT nhs_number FROM optout").to_arrow_table().column(0).combine_chunks()
     key = agreement_key(workspace_secret(home / PSEUDONYM_SECRET, "every pseudonym changes"), request.agreement)
+    scope: dict[str, Any] = {"fields": request.fields, "key": key, "out": out, "trusts": request.orgs,
+                             "admitted": (request.start, request.end)}
+    if source is None and (store is None or not store.has_table("apc_episode")):
+        raise GateDenied(["this workspace holds no admitted-patient-care episodes"])
+    if optouts is None and store is not None and store.has_table("optout") and (
+            spark is not None or source is not None or store.engine != "postgres"):
+        optouts = store.arrow("SELECT nhs_number FROM optout", {"nhs_number": "BIGINT"}).column(0).combine_chunks()
     if spark is not None:
         if source is None:
             raise ValueError("a Spark extract reads a Parquet path: give source")
-        table, report = extract_spark(spark, source, fields=request.fields, key=key, optouts=optouts, out=out,
-                                      trusts=request.orgs, admitted=(request.start, request.end))
-    else:
-        if source is None:
-            if store is None or not store.has_table("apc_episode"):
-                raise GateDenied(["this workspace holds no admitted-patient-care episodes"])
-            con, source = store.con.cursor(), "apc_episode"  # its own connection: the extract's temp tables stay
-        else:
-            con = duckdb.connect()
+        table, report = extract_spark(spark, source, optouts=optouts, **scope)
+    elif source is None and store is not None and store.engine == "postgres":
+        view = cast("PgStore", store.view())  # its own connection: the extract's temp tables stay in it
         try:
-            table, report = extract(con, source, fields=request.fields, key=key, optouts=optouts, out=out,
-                                    trusts=request.orgs, admitted=(request.start, request.end))
+            table, report = extract_postgres(view, "apc_episode", optouts=optouts, **scope)
+        finally:
+            view.close()
+    else:
+        if source is None and store is not None:
+            con, relation = store.work.cursor(), "apc_episode"  # its own connection: the extract's temp tables stay
+        else:
+            con, relation = duckdb.connect(), str(source)
+        try:
+            table, report = extract(con, relation, optouts=optouts, **scope)
         finally:
             con.close()
-    _released(sessions, request, actor, report.rows_out, report.opted_out)
-    return table, report
-    if source is None:
-        if store is None or not store.has_table("apc_episode"):
-            raise GateDenied(["this workspace holds no episodes (load them with `mutual episodes import`)"])
-        con, source = store.con.cursor(), "apc_episode"  # its own connection: the extract's temp tables stay in it
-    else:
-        con = duckdb.connect()
-    try:
-        table, report = extract(con, source, fields=request.fields, key=key, optouts=optouts, out=out,
-                                trusts=request.orgs, admitted=(request.start, request.end))
-    finally:
-        con.close()
     _released(sessions, request, actor, report.rows_out, report.opted_out)
     return table, report

@@ -25,7 +25,7 @@ from mutual.planning.graph import Graph, nearest_graph
 from mutual.planning.staff import StaffProblem
 from mutual.planning.supplies import SupplyProblem
 from mutual.planning.transfers import TransferProblem
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 
 STALE_DAYS = 7  # a trust whose last report is older than this before the plan starts is left out
 STAFF_GROUPS = ("nursing", "medical", "ahp")
@@ -127,7 +127,7 @@ class Frame:
         return nearest_graph(self.codes, lat, lon, k=k, max_km=max_km)
 
 
-def latest(store: DuckStore, metric: str, as_of: datetime | None = None,
+def latest(store: Store, metric: str, as_of: datetime | None = None,
            dims: str | None = "") -> dict[tuple[str, str], tuple[date, float]]:
     """Each (org, dims)'s latest reported value of ``metric``: its day and value."""
     t = store.observations(ObservationQuery(metric=metric, as_of=as_of))
@@ -142,7 +142,7 @@ def latest(store: DuckStore, metric: str, as_of: datetime | None = None,
     return out
 
 
-def recent_mean(store: DuckStore, metric: str, days: int, as_of: datetime | None = None) -> dict[tuple[str, str],
+def recent_mean(store: Store, metric: str, days: int, as_of: datetime | None = None) -> dict[tuple[str, str],
                                                                                                   float]:
     """Each (org, dims)'s mean of ``metric`` over its last ``days`` reported days."""
     t = store.observations(ObservationQuery(metric=metric, as_of=as_of))
@@ -153,7 +153,7 @@ def recent_mean(store: DuckStore, metric: str, days: int, as_of: datetime | None
     return {k: float(np.mean([v for _, v in sorted(pts)[-days:]])) for k, pts in series.items()}
 
 
-def frame(store: DuckStore, reported: dict[str, date], horizon: int, *, start: date | None,
+def frame(store: Store, reported: dict[str, date], horizon: int, *, start: date | None,
           unavailable: Sequence[str]) -> Frame:
     """Trusts with coordinates and a recent report; the plan starts the day after the latest report."""
     if not reported:
@@ -191,7 +191,7 @@ def _some(codes: Sequence[str], limit: int = 8) -> str:
     return ", ".join(codes[:limit]) + (f" and {len(codes) - limit} more" if len(codes) > limit else "")
 
 
-def expected_since(store: DuckStore, metric: str, dims: str, reported: dict[str, date]) -> dict[str, float]:
+def expected_since(store: Store, metric: str, dims: str, reported: dict[str, date]) -> dict[str, float]:
     """Per org, the net change of stock approved plans expect after its last report: moves its reported figure
     cannot show yet. Units still in transit count as arrived, so that a move is never counted at the
     donor without the receiver (the models have no in-transit stock at day 0)."""
@@ -207,7 +207,7 @@ def expected_since(store: DuckStore, metric: str, dims: str, reported: dict[str,
     return out
 
 
-def forecast_grid(store: DuckStore, metric: str, fr: Frame, level: str, as_of: datetime | None,
+def forecast_grid(store: Store, metric: str, fr: Frame, level: str, as_of: datetime | None,
                   scenario: Scenario) -> NDArray[np.float64]:
     """[n, D] demand: the scenario's demand file, else the forecast (mean or an upper interval bound) carried
     flat beyond its horizon; scaled by the scenario's demand factor."""
@@ -256,7 +256,7 @@ def _fill_latest(grid: NDArray[np.float64], fr: Frame, values: dict[str, float])
     return grid
 
 
-def ventilator_problem(store: DuckStore, *, horizon: int = 14, k: int = 10, start: date | None = None,
+def ventilator_problem(store: Store, *, horizon: int = 14, k: int = 10, start: date | None = None,
                        scenario: Scenario = BASELINE, demand_level: str = "mean", keep_share: float = 0.8,
                        as_of: datetime | None = None) -> tuple[EquipmentProblem, list[str]]:
     """Ventilators: stock = each trust's latest ``ventilators_total`` (plus moves approved since), demand = the
@@ -279,7 +279,7 @@ def _delay(scenario: Scenario, default: int) -> dict[str, Any]:
     return {"delay": scenario.delay_days if scenario.delay_days is not None else default}
 
 
-def supply_problems(store: DuckStore, *, horizon: int = 14, k: int = 10, start: date | None = None,
+def supply_problems(store: Store, *, horizon: int = 14, k: int = 10, start: date | None = None,
                     scenario: Scenario = BASELINE, items: Sequence[str] | None = None, min_days: float = 3.0,
                     target_days: float = 7.0, as_of: datetime | None = None) -> tuple[list[SupplyProblem], list[str]]:
     """One problem per supply item: stock = latest ``supply_stock`` (plus approved moves since), usage = each
@@ -312,7 +312,7 @@ def supply_problems(store: DuckStore, *, horizon: int = 14, k: int = 10, start: 
     return problems, fr.notes
 
 
-def staff_problem(store: DuckStore, *, horizon: int = 14, max_km: float = 50.0, start: date | None = None,
+def staff_problem(store: Store, *, horizon: int = 14, max_km: float = 50.0, start: date | None = None,
                   scenario: Scenario = BASELINE, groups: Sequence[str] = STAFF_GROUPS,
                   max_loan_share: float = 0.1, as_of: datetime | None = None) -> tuple[StaffProblem, list[str]]:
     """Staff: available = staff in post − the mean absence of the last 3 reported days (held flat); required =
@@ -341,7 +341,7 @@ def staff_problem(store: DuckStore, *, horizon: int = 14, max_km: float = 50.0, 
     return problem, fr.notes
 
 
-def transfer_problem(store: DuckStore, *, horizon: int = 14, k: int = 10, max_km: float = 80.0,
+def transfer_problem(store: Store, *, horizon: int = 14, k: int = 10, max_km: float = 80.0,
                      start: date | None = None, scenario: Scenario = BASELINE, safe_occupancy: float = 0.92,
                      los_days: int = 5, demand_level: str = "mean",
                      as_of: datetime | None = None) -> tuple[TransferProblem, list[str]]:

@@ -29,7 +29,7 @@ from mutual.planning.workflow import (
     move_answer,
     plan_transition,
 )
-from mutual.store.duckdb_store import DuckStore
+from mutual.store.base import Store
 from mutual.store.schema import EXPECTED_CHANGE_COLUMNS
 
 # What a move changes in the store: ventilators and supplies are stock (a level from then on); patients occupy
@@ -99,7 +99,7 @@ def get_plan(sessions: sessionmaker[Session], plan_id: int) -> PlanView:
         return PlanView(rec, moves, events)
 
 
-def act(sessions: sessionmaker[Session], store: DuckStore, plan_id: int, action: str, actor: Actor, *,
+def act(sessions: sessionmaker[Session], store: Store, plan_id: int, action: str, actor: Actor, *,
         reason: str | None = None) -> PlanRecord:
     """Apply a plan-level step (approve, reject, dispatch, complete, cancel) as ``actor``, and record it."""
     with sessions.begin() as s:
@@ -178,11 +178,10 @@ _ARROW = {"INTEGER": pa.int32(), "VARCHAR": pa.string(), "DATE": pa.date32(), "D
           "TIMESTAMP": pa.timestamp("us")}
 
 
-def sync_expected(sessions: sessionmaker[Session], store: DuckStore, plan_ids: Sequence[int] | None = None) -> int:
+def sync_expected(sessions: sessionmaker[Session], store: Store, plan_ids: Sequence[int] | None = None) -> int:
     """Make the store's expected changes match the plans' statuses: rows for approved, dispatched and completed
     plans, none for the rest. Returns how many plans were rewritten."""
-    have = {(r[0], r[1]) for r in store.con.execute(
-        "SELECT DISTINCT plan_id, plan_status FROM expected_change").fetchall()}
+    have = {(r[0], r[1]) for r in store.rows("SELECT DISTINCT plan_id, plan_status FROM expected_change")}
     have_ids = {pid for pid, _ in have}
     with sessions() as s:
         query = select(PlanRecord)
@@ -198,6 +197,6 @@ def sync_expected(sessions: sessionmaker[Session], store: DuckStore, plan_ids: S
                              replace_where="plan_id = $plan_id", params={"plan_id": rec.id})
                 changed += 1
             elif not wanted and rec.id in have_ids:
-                store.con.execute("DELETE FROM expected_change WHERE plan_id = ?", [rec.id])
+                store.delete("expected_change", "plan_id = $plan_id", {"plan_id": rec.id})
                 changed += 1
     return changed

@@ -19,12 +19,12 @@ from mutual.planning.plan import KINDS, Plan, SolveSummary
 from mutual.planning.staff import plan_staff
 from mutual.planning.supplies import plan_supplies
 from mutual.planning.transfers import plan_transfers
-from mutual.store.duckdb_store import DuckStore
+from mutual.store.base import Store
 
 Step = Callable[[str], None]
 
 
-def make_plan(store: DuckStore, kind: str, *, horizon: int = 14, k: int = 10, max_km: float | None = None,
+def make_plan(store: Store, kind: str, *, horizon: int = 14, k: int = 10, max_km: float | None = None,
               start: date | None = None, scenario: Scenario = BASELINE, demand_level: str = "mean",
               items: Sequence[str] | None = None, as_of: datetime | None = None,
               time_limit: float | None = 120.0, step: Step = lambda _: None) -> Plan:

@@ -26,7 +26,7 @@ from mutual.ingest.cells import ReadContext, ReadError
 from mutual.ingest.csv_stage import HeaderError
 from mutual.ingest.rawfile import RawFile, archive
 from mutual.ingest.specs import SpecError
-from mutual.store.duckdb_store import DuckStore, LoadRecord
+from mutual.store.base import LoadRecord, Store
 
 Progress = Callable[[str], None]
 
@@ -56,7 +56,7 @@ def _finish(session: Session, sub: Submission, record: LoadRecord) -> None:
     session.commit()
 
 
-def ingest_file(sessions: sessionmaker[Session], store: DuckStore, archive_dir: Path, tmp_dir: Path,
+def ingest_file(sessions: sessionmaker[Session], store: Store, archive_dir: Path, tmp_dir: Path,
                 path: Path, *, spec_name: str | None = None, org: str | None = None,
                 received_at: datetime | None = None, submitted_by: str = "cli",
                 progress: Progress = lambda _: None) -> IngestResult:
@@ -101,13 +101,13 @@ def ingest_file(sessions: sessionmaker[Session], store: DuckStore, archive_dir: 
         return IngestResult(sub)
 
 
-def _load(session: Session, store: DuckStore, raw: RawFile, sub: Submission, spec_name: str | None,
+def _load(session: Session, store: Store, raw: RawFile, sub: Submission, spec_name: str | None,
           org: str | None, tmp_dir: Path, progress: Progress) -> LoadRecord:
     catalog = load_catalog()
     orgs = store.orgs()
     if org is not None and org not in {o.code for o in orgs}:
         raise SpecError(f"--org {org} is not a known organisation (see `mutual orgs list`)")
-    con = store.con
+    con = store.work
     progress("reading")
     ctx = ReadContext(raw=raw, filename=sub.filename, spec_name=spec_name, org=org, catalog=catalog,
                       orgs=tuple(orgs), tmp_dir=tmp_dir)

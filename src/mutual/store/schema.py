@@ -164,6 +164,27 @@ TABLES = {
 }
 
 
-def ddl(table: str) -> str:
-    cols = ", ".join(f"{name} {kind}" for name, kind in TABLES[table])
+# Indexes a server engine needs for the load's key lookups and the reads by submission (DuckDB's zone maps do
+# without them).
+INDEXES = {
+    "observation_key": "observation (org, metric, dims, period)",
+    "observation_recorded": "observation (recorded_at)",
+    "observation_submission": "observation (submission_id)",
+    "quality_issue_submission": "quality_issue (submission_id)",
+    "quality_issue_key": "quality_issue (org, metric, dims, period)",
+}
+
+
+def column_type(kind: str, dialect: str = "duckdb") -> str:
+    """A column's type in ``dialect`` (``duckdb`` or ``postgres``), constraints included."""
+    return kind.replace("DOUBLE", "DOUBLE PRECISION") if dialect == "postgres" else kind
+
+
+def ddl(table: str, dialect: str = "duckdb") -> str:
+    cols = ", ".join(f"{name} {column_type(kind, dialect)}" for name, kind in TABLES[table])
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def base_types(table: str) -> dict[str, str]:
+    """Each column's DuckDB type without constraints (``{"org": "VARCHAR", ...}``)."""
+    return {name: kind.split()[0] for name, kind in TABLES[table]}

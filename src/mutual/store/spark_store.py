@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mutual.catalog.orgs import Org
-from mutual.store.duckdb_store import ObservationQuery, in_force, orgs_of
+from mutual.store.base import ObservationQuery, in_force, orgs_of
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -37,8 +37,8 @@ class SparkStore:
             self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
         return backend
 
-    def observations(self, q: ObservationQuery) -> ir.Table:
-        return in_force(self.ibis.table("observation"), q)
+    def observations(self, q: ObservationQuery, *, ordered: bool = True) -> ir.Table:
+        return in_force(self.ibis.table("observation"), q, ordered=ordered)
 
     def orgs(self) -> list[Org]:
         return orgs_of(self.ibis.table("organisation").order_by("code").to_pyarrow().to_pylist())

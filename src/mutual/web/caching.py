@@ -56,7 +56,7 @@ def etag_for(*parts: object) -> str:
 
 def data_vintage(mutual: Mutual) -> str:
     """The vintage of everything in the workspace, as a short opaque string."""
-    [row] = mutual.store.con.execute(_VINTAGE_SQL).fetchall()  # read to the end: the connection is free after
+    [row] = mutual.store.rows(_VINTAGE_SQL)  # read to the end: the connection is free after
     with mutual.sessions() as s:
         control = s.execute(select(select(func.max(Submission.id)).scalar_subquery(),
                                    select(func.max(Submission.finished_at)).scalar_subquery(),

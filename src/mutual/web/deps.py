@@ -19,7 +19,6 @@ and session factory, which are thread-safe) is shared. So:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sqlite3
 import threading
@@ -30,7 +29,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-import duckdb
 from fastapi import Request
 from sqlalchemy import Engine, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -144,12 +142,8 @@ class WebState:
         self._closed = False
 
     def _view(self) -> Mutual:
-        base = self.mutual
-        store = copy.copy(base.store)
-        store.con = base.store.con.cursor()
-        store.__dict__.pop("ibis", None)  # the Ibis backend is bound to a connection: each view makes its own
-        view = copy.copy(base)
-        view.store = store
+        view = copy.copy(self.mutual)
+        view.store = self.mutual.store.view()
         return view
 
     def checkout(self) -> Mutual:
@@ -164,17 +158,13 @@ class WebState:
         """Take a view back: drop any result left unread (DuckDB refuses other work on the connection until then),
         and after a failure end any transaction the failed code left open (the store's own writes roll back by
         themselves; this is for the rest, and costs a statement, so only then)."""
-        with contextlib.suppress(duckdb.Error):
-            view.store.con.abort()
-        if failed:
-            with contextlib.suppress(duckdb.Error):
-                view.store.con.execute("ROLLBACK")
+        view.store.settle(failed)
         with self._pool_lock:
             self._lent.discard(id(view))
             if not self._closed and len(self._idle) < self.settings.idle_connections:
                 self._idle.append(view)
                 return
-        view.store.con.close()
+        view.store.close()
 
     @contextmanager
     def connection(self) -> Iterator[Mutual]:
@@ -191,7 +181,7 @@ class WebState:
             self._closed = True
             idle, self._idle = self._idle, []
         for view in idle:
-            view.store.con.close()
+            view.store.close()
         self.credentials.close()
         if self.owned:
             self.mutual.close()

@@ -32,7 +32,7 @@ from mutual.app import Mutual
 from mutual.catalog import load_catalog
 from mutual.catalog.orgs import MUTUAL_ORG_SYSTEM, ODS_SYSTEMS, Org, OrgKind, fhir_org_code
 from mutual.ingest.fhir import bundle, measure_report
-from mutual.store.duckdb_store import ObservationQuery
+from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 from mutual.web.api.common import Everyone, Submitter, check_days, check_org, workspace, writing
 from mutual.web.auth import Principal, Role, visible_orgs
@@ -247,7 +247,7 @@ def metadata(request: Request) -> Any:
 def _report_keys(m: Mutual, q: ObservationQuery, scope: set[str] | None, count: int, offset: int
                  ) -> tuple[list[tuple[str, date]], int, Any]:
     """One page of (organisation, day) report keys, their total, and the expression of their values."""
-    expr = m.store.observations(q)
+    expr = m.store.observations(q, ordered=False)
     if scope is not None:
         expr = expr.filter(expr.org.isin(sorted(scope)))
     expr = expr.select("org", "metric", "dims", "period", "value")

@@ -23,7 +23,7 @@ from mutual.analytics.rollup import Level, Period, RollupQuery, rates, rollup, r
 from mutual.catalog import Kind, load_catalog
 from mutual.catalog.orgs import OrgKind
 from mutual.ingest.specs import shipped_specs
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 from mutual.web.api.common import (
     NOT_MODIFIED,
     Analysis,
@@ -286,7 +286,7 @@ class ForecastRun(BaseModel):
     items: list[ForecastRow]
 
 
-def stored_forecasts(store: DuckStore, metric: str | None, org: str | None, horizon: int,
+def stored_forecasts(store: Store, metric: str | None, org: str | None, horizon: int,
                      scope: set[str] | None) -> pa.Table:
     """The latest stored forecast of each series (organisation, metric, dims), ``horizon`` days ahead at most."""
     import ibis
@@ -376,7 +376,7 @@ class Evaluated(BaseModel):
     by_severity: dict[str, int]
 
 
-def stored_alerts(store: DuckStore) -> tuple[date | None, list[al.Alert]]:
+def stored_alerts(store: Store) -> tuple[date | None, list[al.Alert]]:
     """Every recorded alert episode, and the latest evaluated day."""
     events = store.ibis.table("alert_event")
     last = events.aggregate(day=events.eval_date.max()).to_pyarrow().to_pylist()[0]["day"]

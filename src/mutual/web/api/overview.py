@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from mutual.analytics import alerts as al
 from mutual.analytics.rollup import Level, RollupQuery, rollup, rollup_rate
 from mutual.app import Mutual
-from mutual.store.duckdb_store import DuckStore
+from mutual.store.base import Store
 from mutual.web.api.common import NOT_MODIFIED, Analysis, Timestamp, cached_json, clean, in_scope, workspace
 from mutual.web.api.data import AlertItem, alert_items, stored_alerts
 from mutual.web.auth import visible_orgs
@@ -103,7 +103,7 @@ def _trend(value: float | None, previous: float | None) -> str | None:
     return "up" if value > previous else "down"
 
 
-def _series(store: DuckStore, h: Headline, start: date, end: date) -> dict[date, tuple[float | None, int]]:
+def _series(store: Store, h: Headline, start: date, end: date) -> dict[date, tuple[float | None, int]]:
     """Per day: the national value and how many trusts it stands on (over every nation-level parent, so a
     trust placed nowhere is not lost)."""
     if h.rate is not None:
@@ -127,7 +127,7 @@ def _series(store: DuckStore, h: Headline, start: date, end: date) -> dict[date,
     return {d: (v, int(n)) for d, (v, n) in totals.items()}
 
 
-def _low_supply(store: DuckStore, day: date) -> tuple[float, int]:
+def _low_supply(store: Store, day: date) -> tuple[float, int]:
     """Trusts whose lowest supply is under 3 days on ``day``, by the shipped alert rule (same staleness and
     quality limits), and how many trusts were judged."""
     rule = next(r for r in al.shipped_rules() if r.id == SUPPLY_RULE)
@@ -135,7 +135,7 @@ def _low_supply(store: DuckStore, day: date) -> tuple[float, int]:
     return float(len({c.org for c in checks if c.status == "alert"})), len({c.org for c in checks})
 
 
-def figures(store: DuckStore, day: date) -> list[dict[str, Any]]:
+def figures(store: Store, day: date) -> list[dict[str, Any]]:
     before = day - timedelta(days=TREND_DAYS)
     out = []
     for h in HEADLINES:
@@ -180,7 +180,7 @@ def snapshot(m: Mutual) -> Snapshot:
                     pressure)
 
 
-def vintage_time(store: DuckStore) -> datetime | None:
+def vintage_time(store: Store) -> datetime | None:
     obs = store.ibis.table("observation")
     found = obs.aggregate(last=obs.recorded_at.max()).to_pyarrow().to_pylist()[0]["last"]
     return found if isinstance(found, datetime) else None

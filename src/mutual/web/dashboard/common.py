@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 
 from mutual.analytics import alerts as al
-from mutual.store.duckdb_store import DuckStore
+from mutual.store.base import Store
 
 Column = tuple[str, str, str]  # key, heading, kind (text, count, fraction, number, decimal, date)
 
@@ -27,7 +27,7 @@ def csv_response(rows: Sequence[dict[str, Any]], columns: Sequence[Column], file
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def trust_values(store: DuckStore, day: date, *, metric: str | None = None,
+def trust_values(store: Store, day: date, *, metric: str | None = None,
                  rate: tuple[str, str] | None = None, dims: str = "") -> dict[str, tuple[float, date | None]]:
     """Each trust's latest value of ``metric`` (or rate numerator ÷ denominator, from one day's parts) at most
     a week before ``day``, by the alert engine's own reading of the data (same staleness rules)."""

@@ -19,7 +19,7 @@ from mutual.analytics.alerts import decode_dims
 from mutual.analytics.rollup import Level, RollupQuery, rates, rollup, rollup_rate
 from mutual.catalog import load_catalog
 from mutual.catalog.orgs import Org, OrgKind
-from mutual.store.duckdb_store import DuckStore, ObservationQuery
+from mutual.store.base import ObservationQuery, Store
 from mutual.web import charts
 from mutual.web.api.common import Everyone, check_days, check_org, clean, in_scope, workspace
 from mutual.web.api.data import stored_forecasts
@@ -44,7 +44,7 @@ WINDOW_DAYS = 28
 # -- reading one organisation's values -------------------------------------------------------------------------
 
 
-def values(store: DuckStore, org: Org, metric: str, start: date, end: date) -> list[dict[str, Any]]:
+def values(store: Store, org: Org, metric: str, start: date, end: date) -> list[dict[str, Any]]:
     """``{day, dims, value[, reported, expected, method]}`` of ``metric``: the organisation's own values, or for a
     nation, region or STP its roll-up with the trusts behind each value."""
     level = LEVELS.get(org.kind)
@@ -58,7 +58,7 @@ def values(store: DuckStore, org: Org, metric: str, start: date, end: date) -> l
             for r in table.to_pylist() if r["org"] == org.code and r["value"] is not None]
 
 
-def occupancy(store: DuckStore, org: Org, rate: str, start: date, end: date) -> list[dict[str, Any]]:
+def occupancy(store: Store, org: Org, rate: str, start: date, end: date) -> list[dict[str, Any]]:
     """``{day, open, occupied, occupancy[, trusts]}`` per day: for a roll-up, over the trusts that reported both
     parts (``rollup_rate``); for a trust, the days it reported both."""
     level = LEVELS.get(org.kind)
@@ -124,7 +124,7 @@ def coverage_columns(rolled_up: bool) -> list[Column]:
 INTERVAL = ("mean", "lo80", "hi80", "lo95", "hi95")
 
 
-def metric_section(store: DuckStore, org: Org, metric: str, start: date, end: date, rolled_up: bool) -> Section | None:
+def metric_section(store: Store, org: Org, metric: str, start: date, end: date, rolled_up: bool) -> Section | None:
     """A key metric's values and, after them, its latest stored forecast with 80 % and 95 % intervals."""
     m = load_catalog().get(metric)
     observed = [r for r in values(store, org, metric, start, end) if r["dims"] == ""]
@@ -146,7 +146,7 @@ def metric_section(store: DuckStore, org: Org, metric: str, start: date, end: da
     return Section(f"metric-{metric}", m.label, table, spec, note)
 
 
-def capacity_section(store: DuckStore, org: Org, key: str, rate: str, label: str, start: date, end: date,
+def capacity_section(store: Store, org: Org, key: str, rate: str, label: str, start: date, end: date,
                      rolled_up: bool) -> Section | None:
     rows = occupancy(store, org, rate, start, end)
     if not rows:
@@ -161,7 +161,7 @@ def capacity_section(store: DuckStore, org: Org, key: str, rate: str, label: str
     return Section(f"capacity-{key}", label, table, spec)
 
 
-def supplies_section(store: DuckStore, org: Org, start: date, end: date, rolled_up: bool) -> Section | None:
+def supplies_section(store: Store, org: Org, start: date, end: date, rolled_up: bool) -> Section | None:
     """Each item's latest days of supply (a range's lower end says "at least"); a roll-up's days are stock over
     usage, or the shortest trust's when usage is missing (``method``)."""
     rows = latest_by_dims(values(store, org, "days_of_supply", start, end))
@@ -180,7 +180,7 @@ def supplies_section(store: DuckStore, org: Org, start: date, end: date, rolled_
     return Section("supplies", "Supplies", table, spec)
 
 
-def staff_section(store: DuckStore, org: Org, start: date, end: date, rolled_up: bool) -> Section | None:
+def staff_section(store: Store, org: Org, start: date, end: date, rolled_up: bool) -> Section | None:
     """Staff absent on the latest day reported, by staff group and reason."""
     rows = latest_by_dims(values(store, org, "staff_absent", start, end))
     if not rows:
@@ -197,7 +197,7 @@ def staff_section(store: DuckStore, org: Org, start: date, end: date, rolled_up:
     return Section("staff", "Staff", table, spec)
 
 
-def org_page(store: DuckStore, org: Org, start: date, end: date) -> OrgPage:
+def org_page(store: Store, org: Org, start: date, end: date) -> OrgPage:
     rolled_up = org.kind in LEVELS
     page = OrgPage(org, start, end, rolled_up)
     page.metrics = [s for metric in KEY_METRICS

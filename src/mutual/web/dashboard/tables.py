@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from mutual.store.duckdb_store import DuckStore
+from mutual.store.base import Store
 from mutual.web.dashboard.common import Column, csv_response
 from mutual.web.errors import ApiError
 
@@ -36,7 +36,7 @@ def pick(tables: Sequence[Table], key: str | None) -> Table:
                    {"table": key, "tables": [t.key for t in tables]})
 
 
-def latest_day(store: DuckStore) -> date | None:
+def latest_day(store: Store) -> date | None:
     """The latest day any value in force is for: where a page's window ends unless it is told otherwise."""
     obs = store.ibis.table("observation")
     obs = obs.filter(obs.superseded_at.isnull())
