@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import ORGS_CSV
+from engines import engine_env
 from mutual.analytics import alerts as al
 from mutual.app import Mutual, open_mutual
 from mutual.web import accounts
@@ -90,14 +91,15 @@ def open_api(home: Path, tmp: Path, *, alerts: bool = True) -> Iterator[Api]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One workspace for the tests that only read."""
+def api(tmp_path_factory: pytest.TempPathFactory, module_data_plane: str) -> Iterator[Api]:
+    """One workspace for the tests that only read (the API is specified on every data-plane engine)."""
     tmp = tmp_path_factory.mktemp("api")
-    yield from open_api(tmp / "ws", tmp)
+    with engine_env(module_data_plane):
+        yield from open_api(tmp / "ws", tmp)
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Api]:
+def fresh(tmp_path: Path, data_plane: str) -> Iterator[Api]:
     """A workspace of its own (no alerts evaluated), for tests that change what the others read."""
     yield from open_api(tmp_path / "ws", tmp_path, alerts=False)
 
@@ -398,3 +400,9 @@ def test_alerts_are_evaluated_on_request_by_a_national_analyst(api: Api) -> None
     assert done.json() | {"checks": 0} == {"day": "2021-01-14", "checks": 0, "open": 2,
                                            "by_severity": {"amber": 0, "red": 2}}
     envelope(api.post("/api/v1/alerts/evaluate", "reg", json={}), 403, "forbidden")
+
+
+def test_the_health_check_names_the_data_engine_in_use(api: Api, module_data_plane: str) -> None:
+    health = api.client.get("/healthz").json()
+    assert (health["status"], health["data_engine"]) == ("ok", module_data_plane)
+    assert health["data_vintage"] is not None

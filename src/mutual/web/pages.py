@@ -55,7 +55,7 @@ def healthz(request: Request) -> dict[str, str | None]:
                                            "`mutual db upgrade`")
     vintage = vintage_time(m.store)
     return {"status": "ok", "control_plane": m.engine.url.get_backend_name(), "migration": migration,
-            "migration_head": db.HEAD, "data_engine": "duckdb",
+            "migration_head": db.HEAD, "data_engine": m.store.engine,
             "data_vintage": vintage.isoformat(timespec="seconds") + "Z" if vintage else None}
 
 
