@@ -79,6 +79,11 @@ def engine_env(engine: str) -> Iterator[str]:
             mp.delenv("MUTUAL_DATA_ENGINE", raising=False)
             yield engine
             return
+        if engine == "spark":  # the Parquet warehouse Spark reads, in the workspace's own folder
+            mp.setenv("MUTUAL_DATA_ENGINE", "spark")
+            mp.delenv("MUTUAL_SPARK_WAREHOUSE", raising=False)
+            yield engine
+            return
         why = postgres_missing()
         if why:
             pytest.skip(why)
@@ -91,7 +96,7 @@ def engine_env(engine: str) -> Iterator[str]:
             drop_schema(name)
 
 
-DATA_ENGINES = ["duckdb", "postgres"]
+DATA_ENGINES = ["duckdb", "postgres", "spark"]
 
 
 @pytest.fixture(params=DATA_ENGINES)

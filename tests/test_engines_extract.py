@@ -84,3 +84,30 @@ def test_a_spark_extract_goes_through_the_gate(spark: object, held: tuple[Path, 
             actions = [e.action for e in audit.events(s) if e.action.startswith("gate.")]
     assert on_spark is not None and on_duckdb is not None and ordered(on_spark) == ordered(on_duckdb)
     assert actions == ["gate.allow", "gate.release", "gate.allow", "gate.release", "gate.deny"]
+
+
+def test_a_warehouse_workspaces_episodes_are_extracted_by_spark_as_by_duckdb(spark: object, held: tuple[Path, pa.Array],
+                                                                            tmp_path: Path) -> None:
+    """With ``MUTUAL_DATA_ENGINE=spark`` the episodes live in the warehouse (partitioned by month of admission);
+    the gate sends a request to Spark there, and DuckDB reading the same warehouse releases the same rows."""
+    from engines import engine_env
+    from mutual.app import open_mutual
+    from mutual.governance.agreements import Granularity
+    from mutual.governance.gate import release_extract
+    from test_governance_gate import RECORDS, TODAY, ask, setup
+
+    path, optouts = held
+    with engine_env("spark"), open_mutual(tmp_path / "ws", create=True) as m:
+        setup(m, tmp_path, RECORDS)
+        m.replace_episodes(pq.read_table(path), by="loader", source="test")
+        m.replace_optouts(optouts, by="ig", source="test")
+        assert len(list((tmp_path / "ws" / "warehouse" / "apc_episode").glob("admission_month=*"))) >= 2
+        request = ask(agreement="REC", dataset="apc_episodes", fields=("nhs_number", "sex", "trust"),
+                      orgs=("R1H", "RAL"), start=date(2021, 1, 1), end=date(2021, 1, 31),
+                      granularity=Granularity.PSEUDONYMISED)
+        on_spark, spark_report = release_extract(m.sessions, m.workspace.home, None, request,
+                                                 actor="partner:uni-leeds", today=TODAY, store=m.store, spark=spark)
+        on_duckdb, duck_report = release_extract(m.sessions, m.workspace.home, None, request,
+                                                 actor="partner:uni-leeds", today=TODAY, store=m.store)
+    assert on_spark is not None and on_duckdb is not None and ordered(on_spark) == ordered(on_duckdb)
+    assert spark_report == duck_report and duck_report.opted_out > 0

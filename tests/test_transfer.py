@@ -5,6 +5,7 @@ with the file named and nothing written."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ORGS_CSV
-from engines import drop_schema, pg_schema, postgres_missing
+from engines import engine_env
 from mutual.app import open_mutual
 from mutual.cli import app
 from mutual.governance import audit, episodes
@@ -110,33 +111,28 @@ def test_a_damaged_or_foreign_export_and_a_full_target_are_refused(tmp_path: Pat
     assert not (tmp_path / "c").exists(), "nothing written"
 
 
-def test_a_workspace_moved_duckdb_to_postgresql_and_back_exports_the_same_bytes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both planes on PostgreSQL in the middle (a regional service), the workspace's own files at either end."""
-    why = postgres_missing()
-    if why:
-        pytest.skip(why)
+@pytest.mark.parametrize("middle", ["postgres", "spark"])
+def test_a_workspace_moved_from_duckdb_to_another_engine_and_back_exports_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, middle: str) -> None:
+    """In the middle, both planes on PostgreSQL (a regional service), or the data plane in the Parquet warehouse
+    Spark reads (national scale); the workspace's own files at either end."""
     monkeypatch.delenv("MUTUAL_CONTROL_URL", raising=False)
     monkeypatch.delenv("MUTUAL_DATA_ENGINE", raising=False)
     between = build(tmp_path / "a", tmp_path)
     with open_mutual(tmp_path / "a") as m:
         export(m, tmp_path / "export-a")
         before = m.store.observations(ObservationQuery(as_of=between)).to_pyarrow()
-    schema, url = pg_schema()
-    try:
-        with monkeypatch.context() as on_postgres:
-            on_postgres.setenv("MUTUAL_CONTROL_URL", url)
-            on_postgres.setenv("MUTUAL_DATA_ENGINE", "postgres")
-            result = runner.invoke(app, ["import", str(tmp_path / "export-a"), "--home", str(tmp_path / "b")])
-            assert result.exit_code == 0, result.output
-            with open_mutual(tmp_path / "b") as m:
-                assert m.store.engine == "postgres" and not (tmp_path / "b" / "data.duckdb").exists()
-                there = m.store.observations(ObservationQuery(as_of=between)).to_pyarrow()
-                assert there.to_pylist() == before.to_pylist(), "what we knew then"
-                assert [f.type for f in there.schema] == [f.type for f in before.schema]
-                export(m, tmp_path / "export-b")
-    finally:
-        drop_schema(schema)
+    with engine_env(middle), monkeypatch.context() as there:
+        if middle == "postgres":
+            there.setenv("MUTUAL_CONTROL_URL", os.environ["MUTUAL_DATA_URL"])
+        result = runner.invoke(app, ["import", str(tmp_path / "export-a"), "--home", str(tmp_path / "b")])
+        assert result.exit_code == 0, result.output
+        with open_mutual(tmp_path / "b") as m:
+            assert m.store.engine == middle and not (tmp_path / "b" / "data.duckdb").exists()
+            found = m.store.observations(ObservationQuery(as_of=between)).to_pyarrow()
+            assert found.to_pylist() == before.to_pylist(), "what we knew then"
+            assert [f.type for f in found.schema] == [f.type for f in before.schema]
+            export(m, tmp_path / "export-b")
     load(tmp_path / "export-b", tmp_path / "c")
     with open_mutual(tmp_path / "c") as m:
         export(m, tmp_path / "export-c")

@@ -42,9 +42,13 @@ def open_store(workspace: Workspace, *, read_only: bool = False) -> Store:
             where = make_url(workspace.data_url).render_as_string(hide_password=True)
             raise WorkspaceError(f"cannot open the data plane at {where}: {str(exc).strip().splitlines()[0]}"
                                  ) from None
-    if workspace.data_engine == "spark":
-        raise WorkspaceError("MUTUAL_DATA_ENGINE=spark: a workspace's data plane cannot live in Spark yet; Spark "
-                             "reads an export (`mutual export`) for national roll-ups and extracts")
+    if workspace.data_engine == "spark" and workspace.data_url:
+        from mutual.store.warehouse_store import WarehouseStore
+
+        try:
+            return WarehouseStore(Path(workspace.data_url), workspace.tmp_dir, read_only=read_only)
+        except (OSError, duckdb.Error) as exc:
+            raise WorkspaceError(f"cannot open the Spark warehouse at {workspace.data_url}: {exc}") from None
     try:
         return DuckStore(workspace.data_path, workspace.tmp_dir, read_only=read_only)
     except duckdb.IOException as exc:

@@ -28,7 +28,7 @@ from mutual.analytics.rollup import count_of
 from mutual.catalog import load_catalog
 from mutual.catalog.metrics import Kind
 from mutual.catalog.orgs import OrgKind
-from mutual.store.base import ObservationQuery, Store
+from mutual.store.base import ObservationQuery, ObservationSource
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -41,7 +41,7 @@ def default_days_after(kind: Kind) -> int:
     return 1 if kind == Kind.FLOW else 0
 
 
-def _trusts(store: Store, org: str | None) -> pa.Table:
+def _trusts(store: ObservationSource, org: str | None) -> pa.Table:
     orgs = store.orgs()
     if org is not None:
         found = {o.code: o for o in orgs}.get(org)
@@ -55,7 +55,7 @@ def _trusts(store: Store, org: str | None) -> pa.Table:
                                                         ("open_date", pa.date32()), ("close_date", pa.date32())]))
 
 
-def _quarantined(store: Store, as_of: datetime | None) -> ir.Table:
+def _quarantined(store: ObservationSource, as_of: datetime | None) -> ir.Table:
     """Distinct values held back by an error, per org, metric and day (counting only submissions known at
     ``as_of``, and only issues still open or corrected later: a released value is stored)."""
     import ibis
@@ -70,7 +70,7 @@ def _quarantined(store: Store, as_of: datetime | None) -> ir.Table:
     return cells.group_by(["org", "metric", "day"]).aggregate(quarantined=cells.count())
 
 
-def completeness(store: Store, start: date, end: date, *, metric: str | None = None, org: str | None = None,
+def completeness(store: ObservationSource, start: date, end: date, *, metric: str | None = None, org: str | None = None,
                  deadline: time = DEFAULT_DEADLINE, days_after: int | None = None,
                  as_of: datetime | None = None) -> pa.Table:
     """One row per expected trust, metric and collection day in ``start..end`` (see the module's definitions)."""

@@ -31,6 +31,7 @@ from mutual.workspace import workspace_secret
 
 if TYPE_CHECKING:
     from mutual.store.postgres_store import PgStore
+    from mutual.store.warehouse_store import WarehouseStore
 
 PSEUDONYM_SECRET = "pseudonym_secret"
 
@@ -146,8 +147,8 @@ def release_extract(sessions: sessionmaker[Session], home: Path, source: str | N
     """A record-level extract (opt-outs removed, agreed fields, generalised, pseudonymised with the agreement's
     key) and its k-anonymity report. The episodes are ``source`` (a DuckDB relation, e.g. ``read_parquet('…')``,
     or with ``spark`` a Parquet path that Spark session reads) or, when it is None, the workspace's own
-    (``store``'s ``apc_episode`` table). ``optouts`` defaults to the workspace's national data opt-out list
-    (``mutual optouts import``)."""
+    (``store``'s ``apc_episode`` table: with ``spark``, the warehouse's episode folder as a Spark job).
+    ``optouts`` defaults to the workspace's national data opt-out list (``mutual optouts import``)."""
     _decision(sessions, request, actor, today)
     key = agreement_key(workspace_secret(home / PSEUDONYM_SECRET, "every pseudonym changes"), request.agreement)
     scope: dict[str, Any] = {"fields": request.fields, "key": key, "out": out, "trusts": request.orgs,
@@ -158,6 +159,8 @@ def release_extract(sessions: sessionmaker[Session], home: Path, source: str | N
             spark is not None or source is not None or store.engine != "postgres"):
         optouts = store.arrow("SELECT nhs_number FROM optout", {"nhs_number": "BIGINT"}).column(0).combine_chunks()
     if spark is not None:
+        if source is None and store is not None and store.engine == "spark":
+            source = str(cast("WarehouseStore", store).folder / "apc_episode")  # the warehouse's episodes
         if source is None:
             raise ValueError("a Spark extract reads a Parquet path: give source")
         table, report = extract_spark(spark, source, optouts=optouts, **scope)

@@ -60,7 +60,11 @@ class ObservationQuery:
 
 
 class ObservationSource(Protocol):
-    """What the analytics read, on any engine (a ``Store``, or ``spark_store.SparkStore``)."""
+    """What the analytics read, on any engine (a ``Store``, or ``spark_store.SparkStore``): observations, the
+    organisations, and the other tables through ``ibis``."""
+
+    @property
+    def ibis(self) -> Any: ...
 
     def observations(self, q: ObservationQuery, *, ordered: bool = True) -> ir.Table: ...
 
@@ -211,15 +215,20 @@ class Store(ABC):
             raise ValueError(f"the value at {where} ({raw!r}) cannot be released as it is: its organisation, metric, "
                              "date or number could not be read; send a corrected file instead")
         key = {"r": released_at, "org": org, "metric": metric, "dims": dims, "period": date.fromisoformat(period)}
+        self._release_write(key, value, submission_id, found_sheet, row_num, col, cell, params)
+        return f"{org} {metric} {period}", value
+
+    def _release_write(self, key: dict[str, Any], value: float, submission_id: int, sheet: str | None,
+                       row_num: int, col: str | None, cell: str, params: dict[str, Any]) -> None:
+        """Store a released value (``key``: its org, metric, dims, period and the release time ``r``) and mark
+        the issues of its ``cell`` released, in one transaction."""
         with self.transaction():
             self.execute("UPDATE observation SET superseded_at = $r WHERE org = $org AND metric = $metric "
                          "AND dims = $dims AND period = $period AND superseded_at IS NULL", key)
             self.execute("INSERT INTO observation VALUES ($org, $metric, $dims, $period, $period, $value, $sid, "
                          "$sheet, $row, $col, true, $r, NULL)",
-                         {**key, "value": value, "sid": submission_id, "sheet": found_sheet, "row": row_num,
-                          "col": col})
+                         {**key, "value": value, "sid": submission_id, "sheet": sheet, "row": row_num, "col": col})
             self.execute(f"UPDATE quality_issue SET status = 'released' WHERE {cell}", params)
-        return f"{org} {metric} {period}", value
 
     def query_progress(self) -> float:
         """Percent done of the query running on this store (-1 when unknown)."""
