@@ -64,8 +64,6 @@ def files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.usefixtures("control_plane")
 def test_a_workspace_moves_losslessly_and_exports_again_byte_for_byte(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     target_url = os.environ.get("MUTUAL_CONTROL_URL")
     monkeypatch.delenv("MUTUAL_CONTROL_URL", raising=False)  # the source: SQLite and DuckDB in its folder
     between = build(tmp_path / "a", tmp_path)

@@ -5,8 +5,9 @@
 - ``MUTUAL_CONTROL_URL``: the control plane's SQLAlchemy URL. Default: the SQLite file ``control.sqlite`` in the
   workspace; a shared service uses ``postgresql+psycopg://user:password@host:5432/db``.
 - ``MUTUAL_DATA_ENGINE``: the data plane: ``duckdb`` (default, the file ``data.duckdb`` in the workspace),
-  ``postgres`` (``MUTUAL_DATA_URL``, default the control URL) or ``spark`` (``MUTUAL_SPARK_MASTER``, default
-  ``local[*]``, over Parquet under ``MUTUAL_SPARK_WAREHOUSE``, default ``<home>/warehouse``).
+  ``postgres`` (``MUTUAL_DATA_URL``, default the control URL) or ``spark`` (the Parquet warehouse that ingest
+  writes and Spark jobs read, under ``MUTUAL_SPARK_WAREHOUSE``, default ``<home>/warehouse``; Spark's master is
+  ``MUTUAL_SPARK_MASTER``, default ``local[*]``).
 
 ``mutual config show`` prints ``describe()``: every setting with where it came from, passwords masked.
 """
