@@ -120,17 +120,20 @@ def test_a_workspace_moved_from_duckdb_to_another_engine_and_back_exports_the_sa
     with open_mutual(tmp_path / "a") as m:
         export(m, tmp_path / "export-a")
         before = m.store.observations(ObservationQuery(as_of=between)).to_pyarrow()
-    with engine_env(middle), monkeypatch.context() as there:
-        if middle == "postgres":
+    with engine_env(middle if middle == "postgres" else "duckdb"), monkeypatch.context() as there:
+        if middle == "postgres":  # both planes named by the settings, as a service would run
             there.setenv("MUTUAL_CONTROL_URL", os.environ["MUTUAL_DATA_URL"])
-        result = runner.invoke(app, ["import", str(tmp_path / "export-a"), "--home", str(tmp_path / "b")])
+            there.setenv("MUTUAL_DATA_ENGINE", "postgres")
+        engine = ["--engine", middle]  # the data plane named on the command line
+        result = runner.invoke(app, ["import", str(tmp_path / "export-a"), "--home", str(tmp_path / "b"), *engine])
         assert result.exit_code == 0, result.output
-        with open_mutual(tmp_path / "b") as m:
+        with open_mutual(tmp_path / "b", data_engine=middle) as m:
             assert m.store.engine == middle and not (tmp_path / "b" / "data.duckdb").exists()
             found = m.store.observations(ObservationQuery(as_of=between)).to_pyarrow()
             assert found.to_pylist() == before.to_pylist(), "what we knew then"
             assert [f.type for f in found.schema] == [f.type for f in before.schema]
-            export(m, tmp_path / "export-b")
+        result = runner.invoke(app, ["export", str(tmp_path / "export-b"), "--home", str(tmp_path / "b"), *engine])
+        assert result.exit_code == 0, result.output
     load(tmp_path / "export-b", tmp_path / "c")
     with open_mutual(tmp_path / "c") as m:
         export(m, tmp_path / "export-c")

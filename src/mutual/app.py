@@ -145,8 +145,9 @@ class Mutual:
 
 
 @contextmanager
-def open_mutual(home: Path | None, *, create: bool = False, read_only: bool = False) -> Iterator[Mutual]:
-    m = Mutual(Workspace.at(home), create=create, read_only=read_only)
+def open_mutual(home: Path | None, *, create: bool = False, read_only: bool = False,
+                data_engine: str | None = None) -> Iterator[Mutual]:
+    m = Mutual(Workspace.at(home, data_engine), create=create, read_only=read_only)
     try:
         yield m
     finally:

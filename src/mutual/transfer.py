@@ -171,13 +171,15 @@ def read_manifest(src: Path) -> Manifest:
     return Manifest(doc["files"], doc["migration"])
 
 
-def load(src: Path, home: Path | None, progress: Progress = lambda _: None) -> Manifest:
-    """Fill the empty workspace at ``home`` (on the engines the settings name) from the export at ``src``."""
+def load(src: Path, home: Path | None, progress: Progress = lambda _: None,
+         data_engine: str | None = None) -> Manifest:
+    """Fill the empty workspace at ``home`` (on the engines the settings name, the data plane on ``data_engine``
+    when given) from the export at ``src``."""
     manifest = read_manifest(src)
-    destination = Workspace.at(home)
+    destination = Workspace.at(home, data_engine)
     if destination.exists:
         raise TransferError(f"{destination.home} already holds a workspace: load into a new one")
-    with open_mutual(home, create=True) as m:
+    with open_mutual(home, create=True, data_engine=data_engine) as m:
         with m.sessions() as s:
             if any(s.execute(select(t).limit(1)).first() for t in Base.metadata.sorted_tables):
                 raise TransferError(f"the control plane at {m.engine.url.render_as_string(hide_password=True)} "

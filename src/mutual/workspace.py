@@ -29,8 +29,12 @@ class Workspace:
     data_url: str | None = None  # the data plane's URL when it is not the workspace's DuckDB file
 
     @classmethod
-    def at(cls, home: Path | str | None) -> Workspace:
+    def at(cls, home: Path | str | None, data_engine: str | None = None) -> Workspace:
+        """The workspace at ``home`` on the engines the settings name (the data plane on ``data_engine`` when
+        given: ``mutual export|import --engine``)."""
         settings = load_settings(home)
+        if data_engine is not None:
+            settings = settings.model_copy(update={"data_engine": data_engine})
         return cls(settings.resolved_home, settings.control_url, settings.data_engine,
                    settings.data if settings.data_engine != "duckdb" else None)
 

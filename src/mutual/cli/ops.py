@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from mutual.cli.main import Home, app, err, friendly, out
+
+
+class DataEngineChoice(StrEnum):
+    DUCKDB = "duckdb"
+    POSTGRES = "postgres"
+    SPARK = "spark"
+
+
+EngineOption = Annotated[DataEngineChoice | None, typer.Option(
+    "--engine", help="The data plane's engine for this command, instead of MUTUAL_DATA_ENGINE: duckdb, postgres "
+                     "(at MUTUAL_DATA_URL) or spark (the Parquet warehouse)")]
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -83,13 +95,14 @@ def db_current(home: Home = None) -> None:
 @app.command("export")
 @friendly
 def export_cmd(folder: Annotated[Path, typer.Argument(help="A new folder to write the export to")],
-               home: Home = None) -> None:
+               engine: EngineOption = None, home: Home = None) -> None:
     """Write the whole workspace (both planes with history and lineage, the raw-file archive, the pseudonym
     secret) to FOLDER as Parquet files and a manifest of their sha256. Keep it as safe as the workspace."""
     from mutual.app import open_mutual
     from mutual.transfer import export
 
-    with open_mutual(home, read_only=True) as m, Progress(transient=True, console=err) as bar:
+    with open_mutual(home, read_only=True, data_engine=engine and engine.value) as m, \
+            Progress(transient=True, console=err) as bar:
         task = bar.add_task("exporting", total=None)
         manifest = export(m, folder, lambda what: bar.update(task, description=what))
     rows = sum(f.get("rows", 0) for f in manifest.files.values())
@@ -101,13 +114,14 @@ def export_cmd(folder: Annotated[Path, typer.Argument(help="A new folder to writ
 @app.command("import")
 @friendly
 def import_cmd(folder: Annotated[Path, typer.Argument(help="A folder written by `mutual export`")],
-               home: Home = None) -> None:
+               engine: EngineOption = None, home: Home = None) -> None:
     """Fill a new workspace from an export, on the engines the settings name (e.g. MUTUAL_CONTROL_URL for a
-    PostgreSQL control plane); every file is checked against the manifest first."""
+    PostgreSQL control plane) or the data plane on --engine; every file is checked against the manifest first."""
     from mutual.transfer import load
 
     with Progress(transient=True, console=err) as bar:
         task = bar.add_task("importing", total=None)
-        manifest = load(folder, home, lambda what: bar.update(task, description=what))
+        manifest = load(folder, home, lambda what: bar.update(task, description=what),
+                        data_engine=engine and engine.value)
     rows = sum(f.get("rows", 0) for f in manifest.files.values())
     out.print(f"imported {rows:,} rows from {folder}", highlight=False)

@@ -19,7 +19,7 @@ the smallest group of records sharing them, and how many records sit in groups s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -80,6 +80,20 @@ def _check_fields(fields: Sequence[str]) -> None:
         raise ExtractError("an extract needs at least one agreed field")
 
 
+def _scoped(source: str, trusts: Sequence[str] | None,
+            admitted: tuple[date, date] | None) -> tuple[str, dict[str, Any]]:
+    """The episodes a request covers, as a subquery with ``$name`` parameters (the same SQL on DuckDB and
+    PostgreSQL), and its parameters."""
+    scope, params = ["true"], dict[str, Any]()
+    if trusts is not None:
+        scope.append("s.trust = ANY($trusts)")
+        params["trusts"] = list(trusts)
+    if admitted is not None:
+        scope.append("s.admission_date BETWEEN $first AND $last")
+        params["first"], params["last"] = admitted
+    return f"(SELECT * FROM {source} s WHERE {' AND '.join(scope)})", params
+
+
 def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str], key: bytes,
             optouts: pa.Array | None = None, dates: Literal["month", "day"] = "month", k: int = 5,
             out: Path | None = None, trusts: Sequence[str] | None = None,
@@ -97,14 +111,7 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     select = ", ".join(f"{sql} AS {name}" for name, sql in columns)
     age = ("date_diff('year', date_of_birth, admission_date) - (strftime(admission_date, '%m%d') < "
            "strftime(date_of_birth, '%m%d'))::INTEGER")
-    scope, scope_params = ["true"], dict[str, object]()
-    if trusts is not None:
-        scope.append("s.trust IN (SELECT unnest($trusts))")
-        scope_params["trusts"] = list(trusts)
-    if admitted is not None:
-        scope.append("s.admission_date BETWEEN $first AND $last")
-        scope_params["first"], scope_params["last"] = admitted
-    scoped = f"(SELECT * FROM {source} s WHERE {' AND '.join(scope)})"
+    scoped, scope_params = _scoped(source, trusts, admitted)
     kept = (f"(SELECT *, {age} AS age FROM {scoped} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM _optout o WHERE o.nhs_number = s.nhs_number))")
     # a patient's pseudonym is computed once, however many episodes they have
@@ -138,44 +145,46 @@ def extract(con: duckdb.DuckDBPyConnection, source: str, *, fields: Sequence[str
     return table, report
 
 
-def _spark_column(field: str, dates: str, ipad: str, opad: str) -> tuple[str, str]:
-    """The released column for an agreed field in Spark SQL: (name, expression), equal to ``_column``'s."""
-    def hmac(text_sql: str) -> str:
-        inner = f"unhex(sha2(concat(unhex('{ipad}'), encode({text_sql}, 'UTF-8')), 256))"
-        return f"substr(sha2(concat(unhex('{opad}'), {inner}), 256), 1, {2 * PSEUDONYM_LENGTH})"
+@dataclass(frozen=True)
+class _Dialect:
+    """How one engine's SQL spells what a released column needs (``_column`` is DuckDB's, with parameters)."""
+    text: str  # an integer as text, ``{}`` the expression
+    hmac: Callable[[str, str, str], str]  # (text expression, ipad hex, opad hex) -> hex HMAC-SHA256
+    band: Callable[[int], str]  # the lower bound of ``e.age``'s five-year band plus an offset, as text
+    district: str  # the outward code of ``e.postcode``
+    month: str  # ``{}`` the date column: "2020-11"
+
+
+SPARK = _Dialect(
+    text="CAST({} AS STRING)",
+    hmac=lambda t, ipad, opad: (f"sha2(concat(unhex('{opad}'), unhex(sha2(concat(unhex('{ipad}'), encode({t}, "
+                                f"'UTF-8')), 256))), 256)"),
+    band=lambda k: f"CAST(floor(e.age / 5) * 5 + {k} AS STRING)", district="split(trim(e.postcode), ' ')[0]",
+    month="date_format(e.{}, 'yyyy-MM')")
+POSTGRES = _Dialect(
+    text="{}::text",
+    hmac=lambda t, ipad, opad: (f"encode(sha256(decode('{opad}', 'hex') || sha256(decode('{ipad}', 'hex') || "
+                                f"convert_to({t}, 'UTF8'))), 'hex')"),
+    band=lambda k: f"(e.age / 5 * 5 + {k})::text", district="split_part(trim(e.postcode), ' ', 1)",
+    month="to_char(e.{}, 'YYYY-MM')")
+
+
+def _dialect_column(field: str, dates: str, ipad: str, opad: str, d: _Dialect) -> tuple[str, str]:
+    """The released column for an agreed field in Spark SQL or PostgreSQL: (name, expression), equal to
+    ``_column``'s."""
+    def pseudonym(text_sql: str) -> str:
+        return f"substr({d.hmac(text_sql, ipad, opad)}, 1, {2 * PSEUDONYM_LENGTH})"
 
     if field == "nhs_number":
-        return "patient", hmac("CAST(e.nhs_number AS STRING)")
+        return "patient", pseudonym(d.text.format("e.nhs_number"))
     if field == "episode_id":
-        return "episode", hmac("concat('episode:', CAST(e.episode_id AS STRING))")
+        return "episode", pseudonym(f"concat('episode:', {d.text.format('e.episode_id')})")
     if field == "date_of_birth":
-        return "age_band", ("CASE WHEN e.age >= 90 THEN '90+' ELSE concat(CAST(floor(e.age / 5) * 5 AS STRING), '-', "
-                            "CAST(floor(e.age / 5) * 5 + 4 AS STRING)) END")
+        return "age_band", f"CASE WHEN e.age >= 90 THEN '90+' ELSE concat({d.band(0)}, '-', {d.band(4)}) END"
     if field == "postcode":
-        return "postcode_district", "upper(split(trim(e.postcode), ' ')[0])"
+        return "postcode_district", f"upper({d.district})"
     if field in ("admission_date", "discharge_date"):
-        return (field.replace("_date", "_month"), f"date_format(e.{field}, 'yyyy-MM')") if dates == "month" else (
-            field, f"e.{field}")
-    return field, f"e.{field}"
-
-
-def _postgres_column(field: str, dates: str, ipad: str, opad: str) -> tuple[str, str]:
-    """The released column for an agreed field in PostgreSQL: (name, expression), equal to ``_column``'s."""
-    def hmac(text_sql: str) -> str:
-        inner = f"sha256(decode('{ipad}', 'hex') || convert_to({text_sql}, 'UTF8'))"
-        return f"substr(encode(sha256(decode('{opad}', 'hex') || {inner}), 'hex'), 1, {2 * PSEUDONYM_LENGTH})"
-
-    if field == "nhs_number":
-        return "patient", hmac("e.nhs_number::text")
-    if field == "episode_id":
-        return "episode", hmac("'episode:' || e.episode_id::text")
-    if field == "date_of_birth":
-        return "age_band", ("CASE WHEN e.age >= 90 THEN '90+' ELSE (e.age / 5 * 5)::text || '-' || "
-                            "(e.age / 5 * 5 + 4)::text END")
-    if field == "postcode":
-        return "postcode_district", "upper(split_part(trim(e.postcode), ' ', 1))"
-    if field in ("admission_date", "discharge_date"):
-        return (field.replace("_date", "_month"), f"to_char(e.{field}, 'YYYY-MM')") if dates == "month" else (
+        return (field.replace("_date", "_month"), d.month.format(field)) if dates == "month" else (
             field, f"e.{field}")
     return field, f"e.{field}"
 
@@ -189,16 +198,9 @@ def extract_postgres(store: PgStore, table: str, *, fields: Sequence[str], key: 
     table, joined on the server."""
     _check_fields(fields)
     ipad, opad = (pad.hex() for pad in hmac_pads(key))
-    columns = [_postgres_column(f, dates, ipad, opad) for f in fields]
+    columns = [_dialect_column(f, dates, ipad, opad, POSTGRES) for f in fields]
     names = tuple(name for name, _ in columns)
-    scope, params = ["true"], dict[str, Any]()
-    if trusts is not None:
-        scope.append("s.trust = ANY($trusts)")
-        params["trusts"] = list(trusts)
-    if admitted is not None:
-        scope.append("s.admission_date BETWEEN $first AND $last")
-        params["first"], params["last"] = admitted
-    scoped = f"(SELECT * FROM {table} s WHERE {' AND '.join(scope)})"
+    scoped, params = _scoped(table, trusts, admitted)
     age = ("(extract(year FROM s.admission_date) - extract(year FROM s.date_of_birth))::int - CASE WHEN "
            "to_char(s.admission_date, 'MMDD') < to_char(s.date_of_birth, 'MMDD') THEN 1 ELSE 0 END")
     kept = (f"(SELECT s.*, {age} AS age FROM {scoped} s "
@@ -264,7 +266,7 @@ def extract_spark(spark: Any, source: str, *, fields: Sequence[str], key: bytes,
     kept = scoped.join(F.broadcast(opted), on="nhs_number", how="left_anti").withColumn(
         "age", F.expr("year(admission_date) - year(date_of_birth) - CASE WHEN date_format(admission_date, 'MMdd') "
                       "< date_format(date_of_birth, 'MMdd') THEN 1 ELSE 0 END"))
-    columns = [_spark_column(f, dates, ipad, opad) for f in fields]
+    columns = [_dialect_column(f, dates, ipad, opad, SPARK) for f in fields]
     released = kept.alias("e").selectExpr(*(f"{sql} AS {name}" for name, sql in columns)).cache()
     try:
         rows_out = released.count()
