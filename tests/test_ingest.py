@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mutual.app import Mutual
+from mutual.ingest import rules
 from mutual.store.base import ObservationQuery
 from mutual.store.intake import IngestError
 
@@ -232,6 +233,33 @@ def test_a_level_repeated_for_two_weeks_is_flagged_as_possibly_frozen(small_orgs
     assert [i["period"] for i in stale] == ["2020-11-26"], "one warning per run, on its latest day"
     assert "has been 530 every day from 2020-11-11 to 2020-11-26 (16 days)" in str(stale[0]["message"])
     assert s.quarantined == 0, "a warning: the values are stored, flagged"
+
+
+def test_a_level_far_from_its_usual_level_is_flagged_against_the_file_and_the_store(small_orgs: Mutual,
+                                                                                    tmp_path: Path) -> None:
+    lines = [f"R1H,ga_beds_occupied,2020-11-{d:02d},{1400 + d % 5}" for d in range(1, 21)]
+    lines += ["R1H,ga_beds_occupied,2020-11-21,400", "RAL,ga_beds_occupied,2020-11-21,400"]
+    s = small_orgs.ingest(write(tmp_path, "dip.csv", "org,metric,date,value\n" + "\n".join(lines) + "\n"),
+                          received_at=T0).submission
+    sudden = [i for i in issues(small_orgs, s.id) if i["rule"] == "sudden_change"]
+    assert [(i["org"], i["period"]) for i in sudden] == [("R1H", "2020-11-21")], "RAL has no usual level yet"
+    assert "is 400, far from its usual level (median 1402)" in str(sudden[0]["message"])
+    assert s.quarantined == 0 and values(small_orgs, "ga_beds_occupied", "R1H")[date(2020, 11, 21)] == 400
+    later = small_orgs.ingest(write(tmp_path, "spike.csv", "org,metric,date,value\nR1H,ga_beds_occupied,"
+                                    "2020-11-22,3000\nR1H,ga_beds_occupied,2020-11-23,1410\n"),
+                              received_at=T0).submission
+    flagged = [(i["period"], i["rule"]) for i in issues(small_orgs, later.id)]
+    assert flagged == [("2020-11-22", "sudden_change")], "judged against the store's recent history"
+
+
+@pytest.mark.parametrize("bits", [rules.REPEAT_BITS, 0], ids=["bitmap", "distinct-count"])
+def test_repeated_keys_are_found_by_either_test(small_orgs: Mutual, tmp_path: Path, bits: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules, "REPEAT_BITS", bits)
+    s = small_orgs.ingest(write(tmp_path, "broken.csv", BROKEN), received_at=T0).submission
+    found = {(i["row_num"], i["rule"]) for i in issues(small_orgs, s.id)} & {
+        (r, rule) for r in range(2, 18) for rule in ("duplicate", "conflict")}
+    assert found == {(12, "duplicate"), (14, "conflict"), (15, "conflict")}
 
 
 def test_a_header_thousands_of_columns_wide_is_rejected_at_once(small_orgs: Mutual, tmp_path: Path) -> None:

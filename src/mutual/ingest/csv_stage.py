@@ -209,7 +209,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan
                      for d, i in sorted(plan.long_dims.items())]
         dims = f"concat_ws(';', {', '.join(dim_parts)})" if dim_parts else "''"
         heading = q(plan.header[plan.long_value or 0])
-        selects.append(f"SELECT {common}, {heading} AS col, trim({col(plan.long_metric)}) AS metric_raw, "
+        selects.append(f"SELECT {common}, {heading} AS col, {col(plan.long_metric)} AS metric_raw, "
                        f"{dims} AS dims, {col(plan.long_value)} AS raw, 1.0::DOUBLE AS scale, "
                        f"{q('value') if plan.spec.long.value_map else 'NULL::VARCHAR'} AS map_key, "
                        "false AS deleted FROM records")

@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +60,7 @@ class _LineStats:
         if not data:
             return
         self.newlines += data.count(b"\n")
-        crs = data.count(b"\r")
+        crs = data.count(b"\r") if b"\r" in data else 0  # a search stops at the first; most files have none
         self.carriage_returns += crs
         # a two-byte search is slow: most files have no carriage return to pair
         self.crlf += (data.count(b"\r\n") if crs else 0) + (self.last == b"\r" and data[:1] == b"\n")
@@ -104,25 +106,32 @@ def archive(src: Path, archive_dir: Path) -> RawFile:
     _sweep(archive_dir)
     fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=f".incoming-{os.getpid()}-")
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+        # the copy is written by a second thread while this one hashes and checks the same chunk: both release
+        # the interpreter's lock, so a large file is archived in about the time its write takes
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp, ThreadPoolExecutor(1) as writer:
+            writes: deque[Future[int]] = deque()
             head = b""
             while chunk := inp.read(CHUNK if head else max(CHUNK, 4)):  # a whole byte-order mark first
                 if not head:
                     head = chunk[:4]
                     if _bom(head) == "utf-16":
                         utf16 = codecs.getincrementaldecoder("utf-16")(errors="replace")
+                writes.append(writer.submit(out.write, chunk))
+                if len(writes) > 2:  # at most a few chunks in memory
+                    writes.popleft().result()
                 digest.update(chunk)
-                out.write(chunk)
                 # a UTF-16 file's line breaks are counted in its text: its bytes hold 0x0A inside other characters
                 stats.feed(chunk if utf16 is None else utf16.decode(chunk).encode())
                 has_nul = has_nul or b"\x00" in chunk
-                if utf8:
-                    held = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
+                held = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
+                if utf8 and (held or not chunk.isascii()):  # ASCII is UTF-8: most files need no decoding
                     try:
                         decoder.decode(chunk)
                     except UnicodeDecodeError as exc:
                         utf8, bad_at = False, size - held + exc.start
                 size += len(chunk)
+            for write in writes:
+                write.result()
             if utf16 is not None:
                 stats.feed(utf16.decode(b"", final=True).encode())
             if utf8:

@@ -2,7 +2,8 @@
 the others. Severity ``error`` quarantines the value, ``warning`` accepts it flagged.
 
 Input temp tables: ``cells``, ``rate_cells``, ``malformed_lines`` (from a reader) and the reference tables
-made by ``reference_tables``. Output temp tables: ``issues`` and ``accepted`` (one row per key).
+made by ``reference_tables``. Output: temp tables ``issues`` and ``deletions``, and the view ``accepted`` (one row
+per key).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ CELL_RULES: list[tuple[str, str, str]] = [
      "o.close_date, CASE WHEN o.successor IS NOT NULL THEN ' (its successor is ' || o.successor || ')' "
      "ELSE '' END)"),
     ("unknown_metric", "t.metric IS NULL",
-     "format('metric {} is not in the catalogue (see `mutual catalog`)', coalesce(t.metric_raw, '(blank)'))"),
+     "format('metric {} is not in the catalogue (see `mutual catalog`)', coalesce(trim(t.metric_raw), '(blank)'))"),
     ("bad_date", "t.period IS NULL",
      "format('date {} could not be read; expected {}', coalesce(t.period_raw, '(blank)'), $formats)"),
     ("future_date", "t.period > $received",
@@ -135,48 +136,105 @@ def _applies(rule: str, cond: str) -> str:
     return cond if rule in KEY_RULES else f"NOT t.deleted AND ({cond})"
 
 
-def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
-    """One pass over the cells: resolve codes, parse dates and numbers, evaluate every per-cell rule into ``err``
-    (which rule failed is worked out again for the few failing cells), and hash the key into ``k``."""
-    missing = "(" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + ")"
+# grouping() in ``file_keys``: a 1 bit for each of its six columns that is not in the grouping set
+ORG_SET, METRIC_SET = 0b001111, 0b110011
+
+
+def _keys(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    """The file's distinct organisation, metric and date texts, each resolved once into ``org_dict``,
+    ``metric_dict`` and ``period_dict``: a ten-million-cell file has a few thousand of them, so code maps, date
+    formats and lookups run on those few and the cells only join the answers. One scan of the cells.
+
+    Each organisation and metric carries what the rules need of it as a struct, ``o`` and ``m``, so a cell's
+    rules read ``o.close_date`` or ``m.hi`` without a join of their own."""
+    missing = _missing_list(spec)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE file_keys AS
+        SELECT grouping(org_raw, org_name, metric_raw, dims, period_raw, period_end_raw) AS g,
+               org_raw, org_name, metric_raw, dims, coalesce(period_raw, period_end_raw) AS period_raw
+        FROM cells GROUP BY GROUPING SETS ((org_raw, org_name), (metric_raw, dims), (period_raw), (period_end_raw))""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE org_dict AS
+        WITH resolved AS (
+            SELECT f.org_raw, f.org_name,
+                   CASE WHEN f.org_raw IS NULL OR list_contains({missing}, lower(trim(f.org_raw)))
+                        THEN n.code ELSE k.code END AS org
+            FROM file_keys f
+            LEFT JOIN org_key k ON k.key = upper(trim(f.org_raw))
+            LEFT JOIN org_name_key n ON n.name = upper(trim(f.org_name))
+            WHERE f.g = {ORG_SET})
+        SELECT d.*, {{'kind': o.kind, 'close_date': o.close_date, 'successor': o.successor}} AS o
+        FROM resolved d LEFT JOIN org_ref o ON o.code = d.org""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE metric_dict AS
+        WITH resolved AS (
+            SELECT DISTINCT f.metric_raw, mk.code AS metric FROM file_keys f
+            LEFT JOIN metric_key mk ON mk.key = lower(trim(f.metric_raw)) WHERE f.g = {METRIC_SET})
+        SELECT d.*, {{'is_integer': m.is_integer, 'lo': m.lo, 'hi': m.hi, 'unit': m.unit}} AS m
+        FROM resolved d LEFT JOIN metric_ref m ON m.code = d.metric""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE period_dict AS
+        SELECT DISTINCT f.period_raw, {_period_expr(spec).replace('c.period_raw', 'f.period_raw')} AS period
+        FROM file_keys f WHERE f.g NOT IN ({ORG_SET}, {METRIC_SET}) AND f.period_raw IS NOT NULL""")
+
+
+def _missing_list(spec: Spec) -> str:
+    """The spec's missing-value markers as a SQL list, casefolded and trimmed as cells are compared."""
+    return "[" + ", ".join(q(m.strip().casefold()) for m in spec.missing) + "]::VARCHAR[]"
+
+
+def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_maps: bool) -> None:
+    """One pass over the cells: join the resolved codes and dates, parse numbers, evaluate every per-cell rule
+    into ``err`` (which rule failed is worked out again for the few failing cells), and hash the key into ``k``."""
+    missing = _missing_list(spec)
     any_rule = " OR ".join(f"coalesce({_applies(rule, cond)}, false)" for rule, cond, _ in CELL_RULES)
+    # DuckDB's cast skips the spaces around a number; a number with thousands separators is tried only after
+    number = (f"coalesce(try_cast(b.raw AS DOUBLE), CASE WHEN contains(b.raw, ',') AND regexp_full_match(trim(b.raw), "
+              f"{q(THOUSANDS)}) THEN try_cast(replace(trim(b.raw), ',', '') AS DOUBLE) END)")
+    # A marker that reads as a number (say "nan") must be tested on every cell; otherwise only cells that are
+    # not numbers can be markers, and the numbers, nearly every cell, skip the text comparison.
+    numeric_marker = any(_reads_as_number(m) for m in spec.missing)
+    marker = f"list_contains({missing}, lower(trim(b.raw)))"
+    is_marker = marker if numeric_marker else f"(b.number IS NULL AND {marker})"
+    mapped_join = ("LEFT JOIN value_maps vm ON vm.map_key = c.map_key AND vm.label = lower(trim(c.raw))"
+                   if value_maps else "")
+    mapped, mapped_label = ("vm.value", "vm.label") if value_maps else ("NULL::DOUBLE", "NULL::VARCHAR")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE typed AS
-        WITH base AS (
-            SELECT c.*, trim(c.raw) AS t, vm.value AS mapped,
-                   NOT c.deleted AND (c.raw IS NULL OR lower(trim(c.raw)) IN {missing}
-                                      OR (vm.label IS NOT NULL AND vm.value IS NULL)) AS is_missing,
-                   c.org_raw IS NULL OR lower(trim(c.org_raw)) IN {missing} AS org_blank
-            FROM cells c
-            LEFT JOIN value_maps vm ON vm.map_key = c.map_key AND vm.label = lower(trim(c.raw))),
+        WITH cell AS (
+            SELECT c.*, {mapped} AS mapped, {mapped_label} AS mapped_label
+            FROM cells c {mapped_join}),
+        base AS (SELECT b.*, {number} AS number FROM cell b),
         parsed AS (
             SELECT b.sheet, b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
-                   b.is_missing, b.t, b.deleted, b.period_end_raw, b.map_key,
-                   CASE WHEN b.org_blank THEN n.code ELSE k.code END AS org,
-                   mk.code AS metric,
-                   {_period_expr(spec).replace('c.period_raw', 'b.period_raw')} AS period,
-                   {_period_expr(spec).replace('c.period_raw', 'b.period_end_raw')} AS period_end,
-                   coalesce(b.mapped, try_cast(
-                       CASE WHEN contains(b.t, ',') AND regexp_full_match(b.t, {q(THOUSANDS)})
-                            THEN replace(b.t, ',', '') ELSE b.t END AS DOUBLE)) * b.scale AS value
+                   NOT b.deleted AND (b.raw IS NULL OR {is_marker}
+                                      OR (b.mapped_label IS NOT NULL AND b.mapped IS NULL)) AS is_missing,
+                   b.deleted, b.map_key, od.org, od.o, md.metric, md.m, pd.period,
+                   CASE WHEN b.period_end_raw IS NULL THEN pd.period ELSE pe.period END AS period_end,
+                   coalesce(b.mapped, b.number) * b.scale AS value
             FROM base b
-            LEFT JOIN org_key k ON k.key = upper(trim(b.org_raw))
-            LEFT JOIN org_name_key n ON b.org_blank AND n.name = upper(trim(b.org_name))
-            LEFT JOIN metric_key mk ON mk.key = lower(trim(b.metric_raw)))
-        -- the text a message quotes is kept only for failing cells: the table stays narrow for large files
-        SELECT * REPLACE (CASE WHEN err THEN org_raw END AS org_raw, CASE WHEN err THEN org_name END AS org_name,
-                          CASE WHEN err THEN period_raw END AS period_raw,
-                          CASE WHEN err THEN metric_raw END AS metric_raw, CASE WHEN err THEN map_key END AS map_key)
+            LEFT JOIN org_dict od ON od.org_raw IS NOT DISTINCT FROM b.org_raw
+                                 AND od.org_name IS NOT DISTINCT FROM b.org_name
+            LEFT JOIN metric_dict md ON md.metric_raw IS NOT DISTINCT FROM b.metric_raw
+            LEFT JOIN period_dict pd ON pd.period_raw = b.period_raw
+            LEFT JOIN period_dict pe ON pe.period_raw = b.period_end_raw)
+        -- the texts a message quotes are kept, in one list, only for failing cells: the table stays narrow
+        SELECT * EXCLUDE (org_raw, org_name, period_raw, metric_raw, map_key),
+               CASE WHEN err THEN [org_raw, org_name, period_raw, metric_raw, map_key] END AS texts
         FROM (
             SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
-                   t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period,
-                   CASE WHEN t.period_end_raw IS NULL THEN t.period ELSE t.period_end END AS period_end, t.value,
-                   NOT t.is_missing AND ({any_rule}) AS err,
-                   hash(t.org, t.metric, t.dims, t.period) AS k
-            FROM parsed t
-            LEFT JOIN metric_ref m ON m.code = t.metric
-            LEFT JOIN org_ref o ON o.code = t.org
+                   t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period, t.period_end, t.value,
+                   NOT t.is_missing AND ({any_rule}) AS err
+            FROM parsed t  -- m and o: the struct columns of the cell's metric and organisation
             LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims)""", {"received": received})
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def one_edit_apart(a: str, b: str) -> bool:
@@ -202,13 +260,12 @@ def suggest_codes(code: str, known: list[str], in_file: set[str], limit: int = 3
 def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
     """A hint for each unknown organisation code: the closest known codes."""
     unknown = [r[0] for r in con.execute(
-        "SELECT DISTINCT org_raw FROM cells WHERE org_raw IS NOT NULL AND trim(org_raw) <> '' AND "
-        "upper(trim(org_raw)) NOT IN (SELECT key FROM org_key) LIMIT 1000").fetchall()]
+        "SELECT DISTINCT org_raw FROM org_dict WHERE org_raw IS NOT NULL AND trim(org_raw) <> '' AND "
+        "upper(trim(org_raw)) NOT IN (SELECT key FROM org_key) ORDER BY org_raw LIMIT 1000").fetchall()]
     hints = []
     if unknown:
         in_file = {r[0] for r in con.execute(
-            "SELECT DISTINCT k.code FROM (SELECT DISTINCT org_raw FROM cells) c "
-            "JOIN org_key k ON k.key = upper(trim(c.org_raw))").fetchall()}
+            "SELECT DISTINCT k.code FROM org_dict c JOIN org_key k ON k.key = upper(trim(c.org_raw))").fetchall()}
         codes = [o.code for o in orgs]
         for code in unknown:
             close = suggest_codes(code, codes, in_file)
@@ -222,8 +279,9 @@ def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
 def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Each distinct (metric, dims) pair is checked once against the catalogue, in Python: there are few."""
     bad = []
-    pairs = con.execute("SELECT DISTINCT mk.code, c.dims FROM cells c JOIN metric_key mk "
-                        "ON mk.key = lower(trim(c.metric_raw)) WHERE c.dims <> ''")
+    pairs = con.execute(f"SELECT DISTINCT md.metric, f.dims FROM file_keys f JOIN metric_dict md "
+                        f"ON md.metric_raw IS NOT DISTINCT FROM f.metric_raw "
+                        f"WHERE f.g = {METRIC_SET} AND md.metric IS NOT NULL AND f.dims <> ''")
     for metric, dims in pairs.fetchall():
         allowed = catalog.get(metric).dims
         for kv in dims.split(";"):
@@ -247,7 +305,10 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
     formats = " or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM").replace(
         "%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")
     # the failing cells are few: gathered in one scan, then each rule's message is written from them alone
-    con.execute("CREATE OR REPLACE TEMP TABLE failing AS SELECT *, trim(raw) AS t FROM typed WHERE err")
+    con.execute("""CREATE OR REPLACE TEMP TABLE failing AS
+                   SELECT * EXCLUDE (texts), texts[1] AS org_raw, texts[2] AS org_name, texts[3] AS period_raw,
+                          texts[4] AS metric_raw, texts[5] AS map_key, trim(raw) AS t
+                   FROM typed WHERE err""")
     failing = ("failing t LEFT JOIN metric_ref m ON m.code = t.metric LEFT JOIN org_ref o ON o.code = t.org "
                "LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims")
     parts = [
@@ -267,20 +328,20 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
         FROM malformed_lines""")
 
 
-def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
-    """Checks across cells of the file: duplicates, conflicts, and a value above its capacity.
-
-    Repeated keys are found by a hash of the key first (one cheap aggregate), then compared exactly."""
+def _repeated_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """A duplicate (same key, same value) is a warning on every copy but the first; a conflict (same key,
+    different values) an error on each."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE repeated AS
-        WITH rep AS (SELECT k FROM typed WHERE NOT err AND NOT is_missing GROUP BY k HAVING count(*) > 1)
+        WITH keyed AS (SELECT *, hash(org, metric, dims, period) AS k FROM typed WHERE NOT err AND NOT is_missing),
+             rep AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1)
         SELECT org, metric, dims, period, count(*) AS n,
                count(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS nv,
                arg_min((sheet, row_num, col), (row_num, sheet, col)) AS first_cell, min(row_num) AS first_row,
                string_agg(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END, ' / '
                           ORDER BY CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS vals,
                string_agg(row_num::VARCHAR, ', ' ORDER BY row_num) AS rows
-        FROM typed WHERE NOT err AND NOT is_missing AND k IN (SELECT k FROM rep)
+        FROM keyed WHERE k IN (SELECT k FROM rep)
         GROUP BY org, metric, dims, period HAVING count(*) > 1""")
     con.execute("""
         INSERT INTO issues
@@ -294,17 +355,48 @@ def _key_issues(con: duckdb.DuckDBPyConnection) -> None:
                                 c.org, c.metric, c.period, r.first_row) END
         FROM typed c JOIN repeated r USING (org, metric, dims, period)
         WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR (c.sheet, c.row_num, c.col) <> r.first_cell)""")
+
+
+# At most this many bits for the quick test of repeated keys (a bit per series and day): 32 MiB
+REPEAT_BITS = 1 << 28
+
+
+def _any_repeated_key(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any key (organisation, metric, dimensions, date) occurs twice among the clean cells. Usually none
+    does; then a bitmap of days per series answers it, far faster than counting the distinct keys of a large file."""
+    clean = "FROM typed WHERE NOT err AND NOT is_missing"
+    lo, hi, series = con.execute(f"""
+        SELECT min(period), max(period),
+               (SELECT count(*) FROM org_dict) * (SELECT count(*) FROM file_keys WHERE g = {METRIC_SET})
+        FROM period_dict""").fetchone()  # type: ignore[misc]
+    if lo is None:
+        return False
+    if series * ((hi - lo).days + 1) > REPEAT_BITS:
+        return bool(con.execute(f"SELECT count(*) > count(DISTINCT (org, metric, dims, period)) {clean}")
+                    .fetchone()[0])  # type: ignore[index]
+    return bool(con.execute(f"""
+        SELECT coalesce(bool_or(n > d), false) FROM (
+            SELECT count(*) AS n, bit_count(bitstring_agg(period - $lo::DATE, 0, $span)) AS d {clean}
+            GROUP BY org, metric, dims)""", {"lo": lo, "span": (hi - lo).days}).fetchone()[0])  # type: ignore[index]
+
+
+def _key_issues(con: duckdb.DuckDBPyConnection, repeats: bool) -> None:
+    """Duplicates and conflicts across the file's cells, then ``accepted`` and ``deletions``. ``repeats``: some
+    key's hash occurs twice among the clean cells (when none does, no key is repeated and the check is skipped);
+    repeated hashes are then compared by their keys."""
+    if repeats:
+        _repeated_keys(con)
     # a value repeated in the file is stored once, and a conflicting one not at all
-    kept = """NOT t.err AND NOT EXISTS (
-        SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
-        AND i.col = t.col AND i.sheet IS NOT DISTINCT FROM t.sheet)"""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE accepted AS
-        SELECT t.org, t.metric, t.dims, t.period, t.period_end, t.value, t.sheet, t.row_num, t.col, t.raw
-        FROM typed t WHERE NOT t.is_missing AND NOT t.deleted AND {kept}""")
+    repeated = """EXISTS (SELECT 1 FROM issues i WHERE i.rule IN ('conflict', 'duplicate') AND i.row_num = t.row_num
+                          AND i.col = t.col AND i.sheet IS NOT DISTINCT FROM t.sheet)"""
     # a withdrawn value is an instruction about its key, not a value: the value rules below never see it
     con.execute(f"CREATE OR REPLACE TEMP TABLE deletions AS SELECT t.org, t.metric, t.dims, t.period FROM typed t "
-                f"WHERE t.deleted AND {kept}")
+                f"WHERE t.deleted AND NOT t.err AND NOT {repeated}")
+    # what is left of ``typed`` is what is accepted: the few other cells are deleted from it rather than the
+    # millions of good ones copied out
+    con.execute(f"DELETE FROM typed t WHERE t.is_missing OR t.deleted OR t.err OR {repeated}")
+    con.execute("CREATE OR REPLACE TEMP VIEW accepted AS SELECT org, metric, dims, period, period_end, value, sheet, "
+                "row_num, col, raw FROM typed")
 
 
 def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
@@ -323,7 +415,7 @@ def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: 
           ON cap.metric = m.capacity AND cap.org = o.org AND cap.dims = o.dims AND cap.period = o.period
         WHERE o.value > cap.value""")
     con.execute("""
-        DELETE FROM accepted a WHERE EXISTS (SELECT 1 FROM issues i WHERE i.rule = 'over_capacity'
+        DELETE FROM typed a WHERE EXISTS (SELECT 1 FROM issues i WHERE i.rule = 'over_capacity'
                                              AND i.row_num = a.row_num AND i.col = a.col
                                              AND i.sheet IS NOT DISTINCT FROM a.sheet)""")
 
@@ -368,24 +460,23 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level repeated unchanged for STALE_DAYS days or more looks frozen (a trust re-sending yesterday's
     figure). Only for levels that move daily in a real hospital (occupied beds, patients), of some size, and one
     warning per run, on its latest value in the file."""
+    daily = "abs(value) >= 20 AND metric IN (SELECT code FROM metric_ref WHERE changes_daily)"
+    # written out twice below rather than shared, so DuckDB streams it instead of copying millions of wide rows
+    pts = f"""(SELECT org, metric, dims, period, value, sheet, row_num, col, raw FROM accepted WHERE {daily}
+               UNION ALL
+               SELECT org, metric, dims, period, value, NULL, NULL, NULL, NULL FROM history WHERE {daily})"""
+    # a run is made only of days that repeat the day before or after: found first by a hash join on a hash of
+    # the series and value, so the sort below sees those few days (compared exactly), not the whole file
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE repeats AS
+        WITH keyed AS (SELECT hash(org, metric, dims, value) AS h, period FROM {pts}),
+             pairs AS (SELECT a.h, a.period FROM keyed a JOIN keyed b ON a.h = b.h AND b.period = a.period - 1)
+        SELECT h, period FROM pairs UNION ALL SELECT h, period - 1 FROM pairs""")
     con.execute(f"""
         INSERT INTO issues
-        WITH pts AS (
-            SELECT a.org, a.metric, a.dims, a.period, a.value, a.sheet, a.row_num, a.col, a.raw FROM accepted a
-            WHERE abs(a.value) >= 20 AND a.metric IN (SELECT code FROM metric_ref WHERE changes_daily)
-            UNION ALL
-            SELECT h.org, h.metric, h.dims, h.period, h.value, NULL, NULL, NULL, NULL FROM history h
-            WHERE abs(h.value) >= 20 AND h.metric IN (SELECT code FROM metric_ref WHERE changes_daily)),
-        -- a run is made only of days that repeat the day before or after: found by a hash join, so the sort
-        -- below sees those few days, not the whole file
-        pairs AS (
-            SELECT a.org, a.metric, a.dims, a.value, a.period FROM pts a
-            JOIN pts b ON a.org = b.org AND a.metric = b.metric AND a.dims = b.dims AND a.value = b.value
-                      AND b.period = a.period - 1),
-        member AS (
-            SELECT p.* FROM pts p SEMI JOIN (SELECT org, metric, dims, value, period FROM pairs UNION ALL
-                                             SELECT org, metric, dims, value, period - 1 FROM pairs) m
-                                  USING (org, metric, dims, value, period)),
+        WITH member AS (
+            SELECT p.* FROM {pts} p
+            SEMI JOIN repeats m ON m.h = hash(p.org, p.metric, p.dims, p.value) AND m.period = p.period),
         runs AS (
             SELECT p.*, p.period - CAST(row_number() OVER (PARTITION BY p.org, p.metric, p.dims, p.value
                                                         ORDER BY p.period) AS INTEGER) AS grp
@@ -398,47 +489,73 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
                format('{{}} {{}} has been {{}} every day from {{}} to {{}} ({{}} days): is it still being updated?',
                       org, metric, num(value), since, period, days)
         FROM sized WHERE row_num IS NOT NULL AND days >= {STALE_DAYS} AND period = last_new""")
+    con.execute("DROP TABLE repeats")
+
+
+def _median_of_counts(counts: str, key: str, value: str) -> str:
+    """SQL for each ``key``'s median of ``value`` from a table of distinct values and their counts ``c``: a
+    series of ten thousand days holds a few hundred distinct levels, so the median is found on those few. As
+    ``median``: the middle value, or the mean of the two middle ones."""
+    return f"""
+        SELECT {key}, (min({value}) FILTER (WHERE below <= (n - 1) // 2 AND (n - 1) // 2 < below + c)
+                       + min({value}) FILTER (WHERE below <= n // 2 AND n // 2 < below + c)) / 2 AS med,
+               any_value(n) AS n
+        FROM (SELECT *, sum(c) OVER (PARTITION BY {key} ORDER BY {value} ROWS UNBOUNDED PRECEDING) - c AS below,
+                     sum(c) OVER (PARTITION BY {key}) AS n FROM {counts})
+        GROUP BY {key}"""
 
 
 def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level far from its series' median (robust z-score over the file and the store's recent history).
     Only for point-in-time levels of some size: flows and small counts spike for real."""
+    key = "org, metric, dims"
+    levels = "metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE level_counts AS
+        SELECT {key}, value, count(*) AS c
+        FROM (SELECT {key}, value FROM accepted WHERE {levels}
+              UNION ALL SELECT {key}, value FROM history WHERE {levels})
+        GROUP BY ALL""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE series_stats AS
-        WITH pts AS (SELECT org, metric, dims, value FROM accepted
-                     UNION ALL SELECT org, metric, dims, value FROM history),
-             med AS (SELECT org, metric, dims, median(value) AS med, count(*) AS n FROM pts
-                     GROUP BY ALL HAVING count(*) >= {OUTLIER_MIN_POINTS})
-        SELECT med.org, med.metric, med.dims, med.med,
-               -- a robust spread, floored at 5% of the level so a series that never moves is not flagged for
-               -- an ordinary change
-               greatest(median(abs(p.value - med.med)) * 1.4826, 0.05 * abs(med.med), 1) AS mad
-        FROM pts p JOIN med USING (org, metric, dims) GROUP BY med.org, med.metric, med.dims, med.med""")
+        WITH med AS ({_median_of_counts('level_counts', key, 'value')}),
+             dev AS (SELECT {key}, abs(l.value - m.med) AS d, sum(l.c) AS c FROM level_counts l JOIN med m USING ({key})
+                     WHERE m.n >= {OUTLIER_MIN_POINTS} AND abs(m.med) >= 20 GROUP BY ALL),
+             spread AS ({_median_of_counts('dev', key, 'd')})
+        -- a robust spread, floored at 5% of the level so a series that never moves is not flagged for an
+        -- ordinary change
+        SELECT m.org, m.metric, m.dims, m.med, greatest(s.med * 1.4826, 0.05 * abs(m.med), 1) AS mad
+        FROM med m JOIN spread s USING ({key})""")
+    # the outlying levels are found among the distinct ones, then the file's cells that carry them
     con.execute(f"""
         INSERT INTO issues
+        WITH outlying AS (
+            SELECT l.org, l.metric, l.dims, l.value, s.med FROM level_counts l JOIN series_stats s USING ({key})
+            WHERE abs(l.value - s.med) / s.mad > {OUTLIER_Z} AND abs(l.value - s.med) >= 5)
         SELECT a.sheet, a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
                format('{{}} {{}} on {{}} is {{}}, far from its usual level (median {{}}); stored, but please '
-                      || 'confirm it', a.org, a.metric, a.period, num(a.value), num(s.med))
-        FROM accepted a JOIN series_stats s USING (org, metric, dims) JOIN metric_ref m ON m.code = a.metric
-        WHERE m.kind = 'point_in_time' AND abs(s.med) >= 20 AND abs(a.value - s.med) / s.mad > {OUTLIER_Z}
-          AND abs(a.value - s.med) >= 5""")
+                      || 'confirm it', a.org, a.metric, a.period, num(a.value), num(o.med))
+        FROM accepted a JOIN outlying o USING ({key}, value)""")
+    con.execute("DROP TABLE level_counts")
 
 
 def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: list[Org], received: date,
           rows_read: int) -> Counts:
     """Run every rule that needs only the file. ``history_issues`` runs after, once the store has staged
     ``history`` for the series in ``accepted``."""
+    _keys(con, spec)
     _suggestions(con, orgs)
     _dimension_check(con, catalog)
-    _typed(con, spec, received)
+    value_maps = bool(con.execute("SELECT count(*) FROM value_maps").fetchone()[0])  # type: ignore[index]
+    _typed(con, spec, received, value_maps)
+    read, missing = con.execute(
+        "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
     _cell_issues(con, spec, received)
-    _key_issues(con)
+    _key_issues(con, repeats=_any_repeated_key(con))
     present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM accepted").fetchall()}
     _capacity_issues(con, catalog, present)
     _parts_issues(con, catalog, present)
     _rate_issues(con)
-    read, missing = con.execute(
-        "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
     malformed, quarantined, warnings = con.execute("""
         SELECT count(*) FILTER (rule = 'malformed_line'),
                count(DISTINCT (sheet, row_num, col)) FILTER (severity = 'error' AND rule <> 'malformed_line'),

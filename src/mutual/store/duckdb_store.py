@@ -131,12 +131,13 @@ class DuckStore(Store):
         lo, hi = self.con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
         self.con.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
                          "period DATE, value DOUBLE)")
-        if lo is None:
+        recent = f"superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi"
+        if lo is None or not self.con.execute(f"SELECT EXISTS (SELECT 1 FROM observation WHERE {recent})",
+                                              {"lo": lo, "hi": hi}).fetchone()[0]:  # type: ignore[index]
             return
         self.con.execute(f"""
             INSERT INTO history
-            WITH recent AS (SELECT org, metric, dims, period, value FROM observation
-                            WHERE superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi)
+            WITH recent AS (SELECT org, metric, dims, period, value FROM observation WHERE {recent})
             SELECT r.* FROM recent r
             WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
               AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
