@@ -325,7 +325,7 @@ def garbage_line(draw: st.DrawFn) -> bytes:
     elif kind == "blank":
         return draw(st.sampled_from([b"", b"  ", b"\r"]))
     elif kind == "random_text":
-        return draw(st.text(st.characters(blacklist_characters="\n"), max_size=40)).encode()
+        return draw(st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=40)).encode()
     elif kind == "random_bytes":
         return draw(st.binary(max_size=40)).replace(b"\n", b"")
     elif kind == "only_quotes":

@@ -13,8 +13,9 @@ import shutil
 import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 8 << 20
 
@@ -94,56 +95,88 @@ def _sweep(archive_dir: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def archive(src: Path, archive_dir: Path) -> RawFile:
-    """Copy ``src`` into ``archive_dir/ab/<sha256>`` (atomically: write, fsync, rename) while hashing it
-    and checking its text encoding in the same pass."""
+def _copy(inp: BinaryIO, out: BinaryIO) -> None:
+    """Copy a whole file in the kernel where the system can (``copy_file_range``: the bytes never pass through
+    Python, and file systems that clone share them), else chunk by chunk. Both files are unbuffered."""
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            while copy_range(inp.fileno(), out.fileno(), 1 << 30):
+                pass
+            return
+        except OSError:  # not between these two files (say, across file systems on an old kernel): start again
+            inp.seek(0)
+            out.seek(0)
+            out.truncate()
+    shutil.copyfileobj(inp, out, CHUNK)
+
+
+@dataclass
+class _Scan:
+    """What one pass over a file's bytes finds: its hash, size, line endings and whether it is clean UTF-8."""
+
+    sha256: str = ""
+    size: int = 0
+    head: bytes = b""
+    utf8: bool = True
+    has_nul: bool = False
+    bad_at: int | None = None
+    stats: _LineStats = field(default_factory=_LineStats)
+
+
+def _scan(path: Path) -> _Scan:
+    """Hash and check a file in chunks; the hash runs on a second thread (it releases the interpreter's lock)
+    while this one counts lines and checks the encoding of the same chunk."""
+    found = _Scan()
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf16: codecs.IncrementalDecoder | None = None
-    stats = _LineStats()
-    size, utf8, has_nul, bad_at = 0, True, False, None
+    with path.open("rb") as inp, ThreadPoolExecutor(1) as hasher:
+        hashing: deque[Future[None]] = deque()
+        while chunk := inp.read(CHUNK if found.head else max(CHUNK, 4)):  # a whole byte-order mark first
+            if not found.head:
+                found.head = chunk[:4]
+                if _bom(found.head) == "utf-16":
+                    utf16 = codecs.getincrementaldecoder("utf-16")(errors="replace")
+            hashing.append(hasher.submit(digest.update, chunk))
+            if len(hashing) > 2:  # at most a few chunks in memory
+                hashing.popleft().result()
+            # a UTF-16 file's line breaks are counted in its text: its bytes hold 0x0A inside other characters
+            found.stats.feed(chunk if utf16 is None else utf16.decode(chunk).encode())
+            found.has_nul = found.has_nul or b"\x00" in chunk
+            held = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
+            if found.utf8 and (held or not chunk.isascii()):  # ASCII is UTF-8: most files need no decoding
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    found.utf8, found.bad_at = False, found.size - held + exc.start
+            found.size += len(chunk)
+        for done in hashing:
+            done.result()
+    if utf16 is not None:
+        found.stats.feed(utf16.decode(b"", final=True).encode())
+    if found.utf8:
+        held = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            found.utf8, found.bad_at = False, found.size - held
+    found.sha256 = digest.hexdigest()
+    return found
+
+
+def archive(src: Path, archive_dir: Path) -> RawFile:
+    """Copy ``src`` into ``archive_dir/ab/<sha256>`` (atomically: copy, fsync, rename), hashing and checking the
+    copy's own bytes, so what is named and read is exactly what was archived even if ``src`` changes meanwhile."""
     archive_dir.mkdir(parents=True, exist_ok=True)
     _sweep(archive_dir)
     fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=f".incoming-{os.getpid()}-")
     try:
-        # the copy is written by a second thread while this one hashes and checks the same chunk: both release
-        # the interpreter's lock, so a large file is archived in about the time its write takes
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp, ThreadPoolExecutor(1) as writer:
-            writes: deque[Future[int]] = deque()
-            head = b""
-            while chunk := inp.read(CHUNK if head else max(CHUNK, 4)):  # a whole byte-order mark first
-                if not head:
-                    head = chunk[:4]
-                    if _bom(head) == "utf-16":
-                        utf16 = codecs.getincrementaldecoder("utf-16")(errors="replace")
-                writes.append(writer.submit(out.write, chunk))
-                if len(writes) > 2:  # at most a few chunks in memory
-                    writes.popleft().result()
-                digest.update(chunk)
-                # a UTF-16 file's line breaks are counted in its text: its bytes hold 0x0A inside other characters
-                stats.feed(chunk if utf16 is None else utf16.decode(chunk).encode())
-                has_nul = has_nul or b"\x00" in chunk
-                held = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
-                if utf8 and (held or not chunk.isascii()):  # ASCII is UTF-8: most files need no decoding
-                    try:
-                        decoder.decode(chunk)
-                    except UnicodeDecodeError as exc:
-                        utf8, bad_at = False, size - held + exc.start
-                size += len(chunk)
-            for write in writes:
-                write.result()
-            if utf16 is not None:
-                stats.feed(utf16.decode(b"", final=True).encode())
-            if utf8:
-                held = len(decoder.getstate()[0])
-                try:
-                    decoder.decode(b"", final=True)
-                except UnicodeDecodeError:
-                    utf8, bad_at = False, size - held
-            out.flush()
+        with os.fdopen(fd, "wb", buffering=0) as out, src.open("rb", buffering=0) as inp:
+            _copy(inp, out)
             os.fsync(out.fileno())
-        sha = digest.hexdigest()
-        final = archive_dir / sha[:2] / sha
+        found = _scan(Path(tmp_name))
+        final = archive_dir / found.sha256[:2] / found.sha256
         final.parent.mkdir(exist_ok=True)
         if final.exists():
             os.unlink(tmp_name)
@@ -154,9 +187,9 @@ def archive(src: Path, archive_dir: Path) -> RawFile:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
-    bom = _bom(head)
-    return RawFile(sha, size, final, stats.newlines, stats.last == b"\n", utf8 and bom != "utf-16", has_nul, bom,
-                   bad_at, stats.carriage_returns, stats.crlf)
+    bom, stats = _bom(found.head), found.stats
+    return RawFile(found.sha256, found.size, final, stats.newlines, stats.last == b"\n", found.utf8 and bom != "utf-16",
+                   found.has_nul, bom, found.bad_at, stats.carriage_returns, stats.crlf)
 
 
 _CRS_BEFORE_LF = re.compile("\r+\n")

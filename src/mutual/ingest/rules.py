@@ -184,8 +184,8 @@ def _missing_list(spec: Spec) -> str:
 
 
 def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_maps: bool) -> None:
-    """One pass over the cells: join the resolved codes and dates, parse numbers, evaluate every per-cell rule
-    into ``err`` (which rule failed is worked out again for the few failing cells), and hash the key into ``k``."""
+    """One pass over the cells: join the resolved codes and dates, parse numbers and evaluate every per-cell rule
+    into ``err`` (which rule failed is worked out again for the few failing cells)."""
     missing = _missing_list(spec)
     any_rule = " OR ".join(f"coalesce({_applies(rule, cond)}, false)" for rule, cond, _ in CELL_RULES)
     # DuckDB's cast skips the spaces around a number; a number with thousands separators is tried only after
@@ -382,8 +382,7 @@ def _any_repeated_key(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _key_issues(con: duckdb.DuckDBPyConnection, repeats: bool) -> None:
     """Duplicates and conflicts across the file's cells, then ``accepted`` and ``deletions``. ``repeats``: some
-    key's hash occurs twice among the clean cells (when none does, no key is repeated and the check is skipped);
-    repeated hashes are then compared by their keys."""
+    key occurs twice among the clean cells (``_any_repeated_key``); only then are the cells compared by key."""
     if repeats:
         _repeated_keys(con)
     # a value repeated in the file is stored once, and a conflicting one not at all
