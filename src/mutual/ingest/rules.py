@@ -1,9 +1,9 @@
 """Data-quality rules, run in bulk over staged cells. Every failure becomes a row in ``issues``; none stops
 the others. Severity ``error`` quarantines the value, ``warning`` accepts it flagged.
 
-Input temp tables: ``cells``, ``rate_cells``, ``malformed_lines`` (from a reader) and the reference tables
-made by ``reference_tables``. Output: temp tables ``issues`` and ``deletions``, and the view ``accepted`` (one row
-per key).
+Input temp tables: ``cells``, ``rate_cells``, ``malformed_lines`` (from a reader; dropped once the cells are
+typed) and the reference tables made by ``reference_tables``. Output: temp tables ``issues`` and ``deletions``,
+and the view ``accepted`` (one row per key).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from mutual.catalog import Catalog
 from mutual.catalog.orgs import Org
+from mutual.ingest.cells import release_staged
 from mutual.ingest.csv_stage import q
 from mutual.ingest.specs import Spec, column_maps, norm
 
@@ -315,12 +316,16 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
         f"SELECT t.sheet, t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', "
         f"{msg} FROM {failing} WHERE coalesce({_applies(rule, cond)}, false)"
         for rule, cond, msg in CELL_RULES]
-    con.execute("""CREATE OR REPLACE TEMP TABLE issues (sheet VARCHAR, row_num BIGINT, col VARCHAR, org VARCHAR,
-                   metric VARCHAR, dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR,
-                   message VARCHAR)""")
     if con.execute("SELECT count(*) FROM failing").fetchone()[0]:  # type: ignore[index]
         con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
     con.execute("DROP TABLE failing")
+
+
+def _read_issues(con: duckdb.DuckDBPyConnection) -> None:
+    """The ``issues`` table, begun with the lines and parts the reader could not read at all."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE issues (sheet VARCHAR, row_num BIGINT, col VARCHAR, org VARCHAR,
+                   metric VARCHAR, dims VARCHAR, period VARCHAR, raw VARCHAR, rule VARCHAR, severity VARCHAR,
+                   message VARCHAR)""")
     con.execute("""
         INSERT INTO issues SELECT sheet, row_num, NULL, NULL, NULL, NULL, NULL, line, 'malformed_line', 'error',
                CASE WHEN sheet IS NULL THEN 'this line could not be read as CSV: '
@@ -545,8 +550,11 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
     _keys(con, spec)
     _suggestions(con, orgs)
     _dimension_check(con, catalog)
+    _read_issues(con)
+    _rate_issues(con)
     value_maps = bool(con.execute("SELECT count(*) FROM value_maps").fetchone()[0])  # type: ignore[index]
     _typed(con, spec, received, value_maps)
+    release_staged(con)
     read, missing = con.execute(
         "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
     _cell_issues(con, spec, received)
@@ -554,7 +562,6 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
     present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM accepted").fetchall()}
     _capacity_issues(con, catalog, present)
     _parts_issues(con, catalog, present)
-    _rate_issues(con)
     malformed, quarantined, warnings = con.execute("""
         SELECT count(*) FILTER (rule = 'malformed_line'),
                count(DISTINCT (sheet, row_num, col)) FILTER (severity = 'error' AND rule <> 'malformed_line'),
