@@ -19,6 +19,7 @@ Hypothesis examples).
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
 import shutil
@@ -422,14 +423,27 @@ def test_a_valid_file_cut_at_any_byte_keeps_every_complete_row(template: Path, d
     chunk=st.integers(1, 7))
 def test_the_text_copy_keeps_every_line_in_its_place(data: bytes, chunk: int) -> None:
     """The parse-ready copy has the file's lines, numbered as the file's ``\\n`` number them, with line-ending
-    carriage returns dropped and every other CR, NUL or bad byte replaced; read in chunks of any size."""
+    carriage returns dropped and every other CR, NUL or bad byte replaced; read in chunks of any size, and
+    archived alike whether the kernel copies the file or, failing part way, Python does."""
+    real_copy = os.copy_file_range
+    calls = 0
+
+    def copy_then_fail(src: int, dst: int, count: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_copy(src, dst, min(count, 3))
+
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.csv"
         src.write_bytes(data)
         whole = rawfile.archive(src, Path(tmp) / "a")
-        with mock.patch.object(rawfile, "CHUNK", chunk):
+        with mock.patch.object(rawfile, "CHUNK", chunk), mock.patch.object(rawfile.os, "copy_file_range",
+                                                                           copy_then_fail):
             chunked = rawfile.archive(src, Path(tmp) / "b")
             copy = rawfile.text_copy(chunked, Path(tmp) / "tmp").read_bytes().decode("utf-8")
+        assert whole.path.read_bytes() == chunked.path.read_bytes() == data
     assert {**vars(whole), "path": None} == {**vars(chunked), "path": None}
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     text = data.decode("utf-16", errors="replace") if utf16 else data.decode("utf-8", errors="replace")
