@@ -136,8 +136,8 @@ def stage_read(con: duckdb.DuckDBPyConnection, read: Read) -> None:
 
 def release_staged(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the staged ``cells``, ``rate_cells`` and ``malformed_lines``, and the records a CSV's views over them
-    read: once the rules have typed the cells they are not read again, and a large file's copy is better freed
-    for the checks that follow than spilled to disk."""
+    read (``csv_stage``): so another part can be staged on the same connection, and, once the rules have typed
+    the cells, so a large file's copy is freed for the checks that follow rather than spilled to disk."""
     kinds = dict(con.execute("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary UNION ALL "
                              "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary").fetchall())
     for name in ("cells", "rate_cells", "records", "malformed_lines", "raw_records"):  # views before their tables

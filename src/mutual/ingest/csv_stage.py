@@ -173,14 +173,6 @@ def _line_path(con: duckdb.DuckDBPyConnection, path: str, width: int) -> int:
     return con.execute("SELECT count(*) FROM malformed_lines").fetchone()[0]  # type: ignore[index]
 
 
-def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop what ``stage_csv`` made, so another file can be staged on the same connection."""
-    for view in ("cells", "rate_cells", "records"):
-        con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in ("raw_records", "malformed_lines"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-
-
 def stage_csv(con: duckdb.DuckDBPyConnection, text_path: str, raw: RawFile, plan: ColumnPlan,
               org_override: str | None) -> Staged:
     """Create temp views ``cells`` (one row per value cell) and ``rate_cells`` (reported rates) over the parsed

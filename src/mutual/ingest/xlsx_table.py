@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 from python_calamine import CalamineWorkbook
 
-from mutual.ingest.cells import ReadContext, ReadError
-from mutual.ingest.csv_stage import MAX_COLUMNS, drop_staged, q, stage_csv
+from mutual.ingest.cells import ReadContext, ReadError, release_staged
+from mutual.ingest.csv_stage import MAX_COLUMNS, q, stage_csv
 from mutual.ingest.rawfile import RawFile
 from mutual.ingest.specs import Spec, SpecError, detect_spec, find_spec, plan_columns
 
@@ -169,7 +169,7 @@ def stage(con: duckdb.DuckDBPyConnection, ctx: ReadContext) -> tuple[Spec, int, 
         for temp, acc in (("cells", "acc_cells"), ("rate_cells", "acc_rates"), ("malformed_lines", "acc_malformed")):
             verb = f"INSERT INTO {acc}" if staged_any else f"CREATE TEMP TABLE {acc} AS"
             con.execute(f"{verb} SELECT {fix} FROM {temp}")
-        drop_staged(con)
+        release_staged(con)
         staged_any = True
         warnings += [("unmapped_column", f"sheet {sheet.name!r}: column {h!r} is not mapped by spec {spec.name}; "
                       "its values were not read (they stay in the archived file)") for h in plan.unmapped]

@@ -113,6 +113,15 @@ def cell_name(submission_id: int, row_num: int, col: str | None, sheet: str | No
             + (f", column {col!r}" if col else ""))
 
 
+# A load's values correct the open errors other submissions reported for their keys (SQL on ``changed``, the
+# values it stores, with ``$sid`` the loading submission): the same statement on DuckDB and PostgreSQL.
+MARK_CORRECTED = """
+    UPDATE quality_issue q SET status = 'corrected'
+    FROM changed c
+    WHERE q.status = 'open' AND q.severity = 'error' AND q.submission_id <> $sid
+      AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR"""
+
+
 class Store(ABC):
     """The data plane on one engine. SQL given to ``rows``, ``append`` and ``delete`` is portable (standard SQL)
     with ``$name`` parameters."""

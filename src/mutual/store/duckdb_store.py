@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 import pyarrow as pa
 
 from mutual.catalog.orgs import Org
 from mutual.store.base import (
+    MARK_CORRECTED,
     MEMORY_LIMIT,
     LoadRecord,
     ObservationQuery,
@@ -33,7 +34,8 @@ from mutual.store.schema import TABLES, ddl
 if TYPE_CHECKING:
     import ibis.backends.duckdb
 
-__all__ = ["DuckStore", "LoadRecord", "ObservationQuery", "ObservationSource", "in_force", "orgs_of"]
+__all__ = ["DuckConnectionStore", "DuckStore", "LoadRecord", "ObservationQuery", "ObservationSource", "in_force",
+           "orgs_of"]
 
 
 def configure(con: duckdb.DuckDBPyConnection, tmp_dir: Path | None) -> None:
@@ -47,16 +49,11 @@ def configure(con: duckdb.DuckDBPyConnection, tmp_dir: Path | None) -> None:
         con.execute(f"SET temp_directory = '{tmp_dir}'")
 
 
-class DuckStore(Store):
-    engine = "duckdb"
+class DuckConnectionStore(Store):
+    """What every store whose SQL runs on one DuckDB connection shares: the DuckDB file (``DuckStore``) and DuckDB
+    over the Parquet warehouse (``warehouse_store.WarehouseStore``)."""
 
-    def __init__(self, path: Path, tmp_dir: Path | None = None, read_only: bool = False) -> None:
-        self.path = path
-        self.con = duckdb.connect(str(path), read_only=read_only)
-        configure(self.con, tmp_dir)
-        if not read_only:
-            for table in TABLES:
-                self.con.execute(ddl(table))
+    con: duckdb.DuckDBPyConnection
 
     @cached_property
     def ibis(self) -> ibis.backends.duckdb.Backend:
@@ -72,7 +69,7 @@ class DuckStore(Store):
     def close(self) -> None:
         self.con.close()
 
-    def view(self) -> DuckStore:
+    def view(self) -> Self:
         view = copy.copy(self)
         view.con = self.con.cursor()
         view.__dict__.pop("ibis", None)  # the Ibis backend is bound to a connection: each view makes its own
@@ -81,12 +78,46 @@ class DuckStore(Store):
     def settle(self, failed: bool) -> None:
         with contextlib.suppress(duckdb.Error):
             self.con.abort()
-        if failed:
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute("ROLLBACK")
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or None).fetchall()
+
+    def arrow(self, query: str, types: dict[str, str]) -> pa.Table:
+        return self.con.sql(query).to_arrow_table()
+
+    def stage_history(self, days: int = 60) -> None:
+        lo, hi = self.con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
+                         "period DATE, value DOUBLE)")
+        recent = f"superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi"
+        if lo is None or not self.con.execute(f"SELECT EXISTS (SELECT 1 FROM observation WHERE {recent})",
+                                              {"lo": lo, "hi": hi}).fetchone()[0]:  # type: ignore[index]
+            return
+        self.con.execute(f"""
+            INSERT INTO history
+            WITH recent AS (SELECT org, metric, dims, period, value FROM observation WHERE {recent})
+            SELECT r.* FROM recent r
+            WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
+              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
+                              AND a.dims = r.dims AND a.period = r.period)""", {"lo": lo, "hi": hi})
+
+
+class DuckStore(DuckConnectionStore):
+    engine = "duckdb"
+
+    def __init__(self, path: Path, tmp_dir: Path | None = None, read_only: bool = False) -> None:
+        self.path = path
+        self.con = duckdb.connect(str(path), read_only=read_only)
+        configure(self.con, tmp_dir)
+        if not read_only:
+            for table in TABLES:
+                self.con.execute(ddl(table))
+
+    def settle(self, failed: bool) -> None:
+        super().settle(failed)
+        if failed:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -106,9 +137,6 @@ class DuckStore(Store):
         """Percent done of the query running on this connection (-1 when none); safe from another thread."""
         return float(self.con.query_progress())
 
-    def arrow(self, query: str, types: dict[str, str]) -> pa.Table:
-        return self.con.sql(query).to_arrow_table()
-
     def has_table(self, name: str) -> bool:
         return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])
                     .fetchall()[0][0])
@@ -126,22 +154,6 @@ class DuckStore(Store):
         return orgs_of(self.con.sql("SELECT * FROM organisation ORDER BY code").to_arrow_table().to_pylist())
 
     # -- loading -------------------------------------------------------------------------------------------
-
-    def stage_history(self, days: int = 60) -> None:
-        lo, hi = self.con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
-        self.con.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
-                         "period DATE, value DOUBLE)")
-        recent = f"superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi"
-        if lo is None or not self.con.execute(f"SELECT EXISTS (SELECT 1 FROM observation WHERE {recent})",
-                                              {"lo": lo, "hi": hi}).fetchone()[0]:  # type: ignore[index]
-            return
-        self.con.execute(f"""
-            INSERT INTO history
-            WITH recent AS (SELECT org, metric, dims, period, value FROM observation WHERE {recent})
-            SELECT r.* FROM recent r
-            WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
-              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
-                              AND a.dims = r.dims AND a.period = r.period)""", {"lo": lo, "hi": hi})
 
     def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:
         con, r = self.con, recorded_at
@@ -192,12 +204,7 @@ class DuckStore(Store):
                 INSERT INTO quality_issue
                 SELECT $sid, sheet, row_num, col, org, metric, dims, period, raw, rule, severity, message, 'open'
                 FROM issues""", {"sid": submission_id})
-            con.execute("""
-                UPDATE quality_issue q SET status = 'corrected'
-                FROM changed c
-                WHERE q.status = 'open' AND q.severity = 'error' AND q.submission_id <> $sid
-                  AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR""",
-                        {"sid": submission_id})
+            con.execute(MARK_CORRECTED, {"sid": submission_id})
             stored = con.execute("SELECT count(*) FROM changed").fetchone()[0] + withdrawn  # type: ignore[index]
             record = LoadRecord(submission_id=submission_id, recorded_at=r, stored=stored, **counts)
             con.execute("INSERT INTO load_log VALUES ($1, $2, now()::TIMESTAMP, $3, $4, $5, $6, $7, $8, $9)",

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from mutual.catalog.orgs import Org
-from mutual.store.base import LoadRecord, Store, org_table
+from mutual.store.base import MARK_CORRECTED, LoadRecord, Store, org_table
 from mutual.store.duckdb_store import configure
 from mutual.store.schema import INDEXES, TABLES, base_types, column_type, ddl
 
@@ -246,12 +246,7 @@ class PgStore(Store):
             # withdrawn values: the one in force at r ends there, and nothing replaces it
             withdrawn = self.execute(f"UPDATE observation o SET superseded_at = $r FROM withdrawn c "
                                      f"WHERE {key} AND {in_force}", {"r": r})
-            self.execute("""
-                UPDATE quality_issue q SET status = 'corrected'
-                FROM changed c
-                WHERE q.status = 'open' AND q.severity = 'error' AND q.submission_id <> $sid
-                  AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR""",
-                         {"sid": sid})
+            self.execute(MARK_CORRECTED, {"sid": sid})
             stored = int(self.rows("SELECT count(*) FROM changed")[0][0]) + withdrawn
             record = LoadRecord(submission_id=sid, recorded_at=r, stored=stored, **counts)
             self.execute("INSERT INTO load_log VALUES ($sid, $r, now() AT TIME ZONE 'UTC', $rows_read, $values_read, "

@@ -24,7 +24,6 @@ Reads and the load's rules run in DuckDB over the files, so the CLI and the web 
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import os
 import shutil
@@ -39,8 +38,8 @@ import duckdb
 import pyarrow as pa
 
 from mutual.catalog.orgs import Org
-from mutual.store.base import LoadRecord, Store, org_table
-from mutual.store.duckdb_store import configure
+from mutual.store.base import LoadRecord, org_table
+from mutual.store.duckdb_store import DuckConnectionStore, configure
 from mutual.store.schema import TABLES, base_types
 
 EVENT_COLUMNS = {**{name: kind.split()[0] for name, kind in TABLES["observation"] if name != "superseded_at"},
@@ -60,7 +59,7 @@ def _typed(columns: dict[str, str]) -> str:
     return ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns.items())
 
 
-class WarehouseStore(Store):
+class WarehouseStore(DuckConnectionStore):
     engine = "spark"
 
     def __init__(self, folder: Path, tmp_dir: Path | None = None, read_only: bool = False) -> None:
@@ -207,43 +206,12 @@ class WarehouseStore(Store):
 
     # -- the store interface --------------------------------------------------------------------------------
 
-    @property
-    def ibis(self) -> Any:
-        if "_ibis" not in self.__dict__:
-            import ibis
-
-            self.__dict__["_ibis"] = ibis.duckdb.from_connection(self.con)
-        return self.__dict__["_ibis"]
-
-    @property
-    def work(self) -> duckdb.DuckDBPyConnection:
-        return self.con
-
-    def close(self) -> None:
-        self.con.close()
-
-    def view(self) -> WarehouseStore:
-        view = copy.copy(self)
-        view.con = self.con.cursor()
-        view.__dict__.pop("_ibis", None)
-        return view
-
-    def settle(self, failed: bool) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self.con.abort()
-
-    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, params or None).fetchall()
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         yield  # a batch is made visible by its commit marker, not by a database transaction
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         raise NotImplementedError("the warehouse is written in batches of files, not by SQL statements")
-
-    def arrow(self, query: str, types: dict[str, str]) -> pa.Table:
-        return self.con.sql(query).to_arrow_table()
 
     def has_table(self, name: str) -> bool:
         return name in TABLES and ((self.folder / f"{name}.parquet").exists() or (self.folder / name).is_dir())
@@ -254,11 +222,6 @@ class WarehouseStore(Store):
             self._write_whole("organisation", "SELECT * FROM _orgs")
         finally:
             self.con.unregister("_orgs")
-
-    def stage_history(self, days: int = 60) -> None:
-        from mutual.store.duckdb_store import DuckStore
-
-        DuckStore.stage_history(self, days)  # type: ignore[arg-type]  # the same SQL, over the warehouse's views
 
     def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:
         with self._writer():
