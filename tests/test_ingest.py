@@ -162,6 +162,18 @@ ignore: [Notes]
 """
 
 
+def test_missing_value_markers_are_missing_even_one_that_reads_as_a_number(small_orgs: Mutual,
+                                                                           tmp_path: Path) -> None:
+    spec = write(tmp_path, "spec.yaml", WIDE_SPEC + 'missing: ["", "n/k", "-999"]\n')
+    f = write(tmp_path, "wide.csv", "Trust,Day,Open beds,Occupied beds,Nurses off sick\n"
+                                    "R1H,01/12/2020,-999,N/K,40\n"
+                                    "R1H,02/12/2020, -999 ,-1,N/A\n")
+    s = small_orgs.ingest(f, spec=str(spec), received_at=T0).submission
+    assert (s.values_read, s.missing, s.accepted, s.quarantined) == (3, 3, 1, 2)
+    rules = sorted((i["row_num"], i["col"], i["rule"]) for i in issues(small_orgs, s.id))
+    assert rules == [(3, "Nurses off sick", "not_a_number"), (3, "Occupied beds", "out_of_bounds")]
+
+
 def test_a_wide_layout_is_read_through_a_spec_file(small_orgs: Mutual, tmp_path: Path) -> None:
     spec = write(tmp_path, "spec.yaml", WIDE_SPEC)
     f = write(tmp_path, "wide.csv", "Trust,Day,Open beds,Occupied beds,Nurses off sick,Notes,Extra\n"

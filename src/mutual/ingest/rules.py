@@ -195,8 +195,9 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_map
     # A marker that reads as a number (say "nan") must be tested on every cell; otherwise only cells that are
     # not numbers can be markers, and the numbers, nearly every cell, skip the text comparison.
     numeric_marker = any(_reads_as_number(m) for m in spec.missing)
-    marker = f"list_contains({missing}, lower(trim(b.raw)))"
-    is_marker = marker if numeric_marker else f"(b.number IS NULL AND {marker})"
+    # list_has_any, not list_contains: DuckDB turns the latter into a join that runs on every cell, numbers too
+    marker = f"list_has_any({missing}, [lower(trim(b.raw))])"
+    is_marker = marker if numeric_marker else f"CASE WHEN b.number IS NULL THEN {marker} ELSE false END"
     mapped_join = ("LEFT JOIN value_maps vm ON vm.map_key = c.map_key AND vm.label = lower(trim(c.raw))"
                    if value_maps else "")
     mapped, mapped_label = ("vm.value", "vm.label") if value_maps else ("NULL::DOUBLE", "NULL::VARCHAR")
