@@ -264,6 +264,38 @@ def test_a_level_far_from_its_usual_level_is_flagged_against_the_file_and_the_st
     assert flagged == [("2020-11-22", "sudden_change")], "judged against the store's recent history"
 
 
+def test_a_frozen_run_is_followed_from_the_store_into_the_file_whatever_case_the_code_is_in(
+        small_orgs: Mutual, tmp_path: Path) -> None:
+    first = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 9)]
+    small_orgs.ingest(write(tmp_path, "first.csv", "org,metric,date,value\n" + "\n".join(first) + "\n"),
+                      received_at=T0)
+    more = [f"{'r1h' if d % 2 else 'R1H'},ga_beds_occupied,2020-11-{d:02d},530" for d in range(9, 17)]
+    s = small_orgs.ingest(write(tmp_path, "more.csv", "org,metric,date,value\n" + "\n".join(more) + "\n"),
+                          received_at=T0).submission
+    (stale,) = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
+    assert "has been 530 every day from 2020-11-01 to 2020-11-16 (16 days)" in str(stale["message"])
+
+
+STOCK_SPEC = """
+name: test-stock
+match: [Trust, Day, Gowns, Masks]
+org: {column: Trust}
+period: {column: Day, formats: ["%d/%m/%Y"]}
+columns:
+  Gowns: {metric: supply_stock, dims: {item: gowns}}
+  Masks: {metric: supply_stock, dims: {item: n95_masks}}
+"""
+
+
+def test_each_dimension_of_a_metric_is_a_series_of_its_own(small_orgs: Mutual, tmp_path: Path) -> None:
+    spec = write(tmp_path, "spec.yaml", STOCK_SPEC)
+    rows = [f"R1H,{d:02d}/11/2020,{4000 + d % 7},{300 + d % 5}" for d in range(1, 21)] + ["R1H,21/11/2020,4003,900"]
+    s = small_orgs.ingest(write(tmp_path, "stock.csv", "Trust,Day,Gowns,Masks\n" + "\n".join(rows) + "\n"),
+                          spec=str(spec), received_at=T0).submission
+    sudden = [(i["period"], i["col"]) for i in issues(small_orgs, s.id) if i["rule"] == "sudden_change"]
+    assert sudden == [("2020-11-21", "Masks")], "masks are judged against masks, gowns against gowns"
+
+
 @pytest.mark.parametrize("bits", [rules.REPEAT_BITS, 0], ids=["bitmap", "distinct-count"])
 def test_repeated_keys_are_found_by_either_test(small_orgs: Mutual, tmp_path: Path, bits: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:

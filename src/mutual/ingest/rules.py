@@ -3,7 +3,8 @@ the others. Severity ``error`` quarantines the value, ``warning`` accepts it fla
 
 Input temp tables: ``cells``, ``rate_cells``, ``malformed_lines`` (from a reader; dropped once the cells are
 typed) and the reference tables made by ``reference_tables``. Output: temp tables ``issues`` and ``deletions``,
-and the view ``accepted`` (one row per key).
+the view ``accepted`` (one row per key) and ``series_dict``, which numbers each series (organisation, metric,
+dimensions) the cells can have: the rules that compare cells with each other group and join on that number.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def _keys(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     formats and lookups run on those few and the cells only join the answers. One scan of the cells.
 
     Each organisation and metric carries what the rules need of it as a struct, ``o`` and ``m``, so a cell's
-    rules read ``o.close_date`` or ``m.hi`` without a join of their own."""
+    rules read ``o.close_date`` or ``m.hi`` without a join of their own, and a small number, ``oid`` and ``mid``
+    (a metric with its dimensions), from which each cell gets the number of its series (``series_of``)."""
     missing = _missing_list(spec)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE file_keys AS
@@ -164,14 +166,16 @@ def _keys(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
             LEFT JOIN org_key k ON k.key = upper(trim(f.org_raw))
             LEFT JOIN org_name_key n ON n.name = upper(trim(f.org_name))
             WHERE f.g = {ORG_SET})
-        SELECT d.*, {{'kind': o.kind, 'close_date': o.close_date, 'successor': o.successor}} AS o
+        SELECT d.*, {{'kind': o.kind, 'close_date': o.close_date, 'successor': o.successor}} AS o,
+               CASE WHEN d.org IS NOT NULL THEN dense_rank() OVER (ORDER BY d.org) END AS oid
         FROM resolved d LEFT JOIN org_ref o ON o.code = d.org""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE metric_dict AS
         WITH resolved AS (
-            SELECT DISTINCT f.metric_raw, mk.code AS metric FROM file_keys f
+            SELECT f.metric_raw, f.dims, mk.code AS metric FROM file_keys f
             LEFT JOIN metric_key mk ON mk.key = lower(trim(f.metric_raw)) WHERE f.g = {METRIC_SET})
-        SELECT d.*, {{'is_integer': m.is_integer, 'lo': m.lo, 'hi': m.hi, 'unit': m.unit}} AS m
+        SELECT d.*, {{'is_integer': m.is_integer, 'lo': m.lo, 'hi': m.hi, 'unit': m.unit}} AS m,
+               CASE WHEN d.metric IS NOT NULL THEN dense_rank() OVER (ORDER BY d.metric, d.dims) END AS mid
         FROM resolved d LEFT JOIN metric_ref m ON m.code = d.metric""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE period_dict AS
@@ -186,7 +190,9 @@ def _missing_list(spec: Spec) -> str:
 
 def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_maps: bool) -> None:
     """One pass over the cells: join the resolved codes and dates, parse numbers and evaluate every per-cell rule
-    into ``err`` (which rule failed is worked out again for the few failing cells)."""
+    into ``err`` (which rule failed is worked out again for the few failing cells). Each cell with a known
+    organisation and metric gets the number of its series (organisation, metric, dimensions): ``series``."""
+    mids = con.execute("SELECT coalesce(max(mid), 0) + 1 FROM metric_dict").fetchone()[0]  # type: ignore[index]
     missing = _missing_list(spec)
     any_rule = " OR ".join(f"coalesce({_applies(rule, cond)}, false)" for rule, cond, _ in CELL_RULES)
     # DuckDB's cast skips the spaces around a number; a number with thousands separators is tried only after
@@ -211,13 +217,15 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_map
             SELECT b.sheet, b.row_num, b.col, b.raw, b.dims, b.org_raw, b.org_name, b.period_raw, b.metric_raw,
                    NOT b.deleted AND (b.raw IS NULL OR {is_marker}
                                       OR (b.mapped_label IS NOT NULL AND b.mapped IS NULL)) AS is_missing,
-                   b.deleted, b.map_key, od.org, od.o, md.metric, md.m, pd.period,
+                   b.deleted, b.map_key, od.org, od.o, md.metric, md.m, od.oid::BIGINT * {mids} + md.mid AS series,
+                   pd.period,
                    CASE WHEN b.period_end_raw IS NULL THEN pd.period ELSE pe.period END AS period_end,
                    coalesce(b.mapped, b.number) * b.scale AS value
             FROM base b
             LEFT JOIN org_dict od ON od.org_raw IS NOT DISTINCT FROM b.org_raw
                                  AND od.org_name IS NOT DISTINCT FROM b.org_name
             LEFT JOIN metric_dict md ON md.metric_raw IS NOT DISTINCT FROM b.metric_raw
+                                    AND md.dims IS NOT DISTINCT FROM b.dims
             LEFT JOIN period_dict pd ON pd.period_raw = b.period_raw
             LEFT JOIN period_dict pe ON pe.period_raw = b.period_end_raw)
         -- the texts a message quotes are kept, in one list, only for failing cells: the table stays narrow
@@ -225,10 +233,17 @@ def _typed(con: duckdb.DuckDBPyConnection, spec: Spec, received: date, value_map
                CASE WHEN err THEN [org_raw, org_name, period_raw, metric_raw, map_key] END AS texts
         FROM (
             SELECT t.sheet, t.row_num, t.col, t.raw, t.dims, t.org_raw, t.org_name, t.period_raw, t.metric_raw,
-                   t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.period, t.period_end, t.value,
+                   t.is_missing, t.deleted, t.map_key, t.org, t.metric, t.series, t.period, t.period_end, t.value,
                    NOT t.is_missing AND ({any_rule}) AS err
             FROM parsed t  -- m and o: the struct columns of the cell's metric and organisation
             LEFT JOIN bad_dims bd ON bd.metric = t.metric AND bd.dims = t.dims)""", {"received": received})
+    # every series the cells can have, with what the history rules ask of its metric (from the few resolved codes)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE series_dict AS
+        SELECT DISTINCT o.oid::BIGINT * {mids} + m.mid AS series, o.org, m.metric, m.dims, r.kind, r.changes_daily
+        FROM (SELECT DISTINCT oid, org FROM org_dict WHERE oid IS NOT NULL) o,
+             (SELECT DISTINCT mid, metric, dims FROM metric_dict WHERE mid IS NOT NULL) m
+        JOIN metric_ref r ON r.code = m.metric""")
 
 
 def _reads_as_number(text: str) -> bool:
@@ -281,9 +296,7 @@ def _suggestions(con: duckdb.DuckDBPyConnection, orgs: list[Org]) -> None:
 def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Each distinct (metric, dims) pair is checked once against the catalogue, in Python: there are few."""
     bad = []
-    pairs = con.execute(f"SELECT DISTINCT md.metric, f.dims FROM file_keys f JOIN metric_dict md "
-                        f"ON md.metric_raw IS NOT DISTINCT FROM f.metric_raw "
-                        f"WHERE f.g = {METRIC_SET} AND md.metric IS NOT NULL AND f.dims <> ''")
+    pairs = con.execute("SELECT DISTINCT metric, dims FROM metric_dict WHERE metric IS NOT NULL AND dims <> ''")
     for metric, dims in pairs.fetchall():
         allowed = catalog.get(metric).dims
         for kv in dims.split(";"):
@@ -339,16 +352,16 @@ def _repeated_keys(con: duckdb.DuckDBPyConnection) -> None:
     different values) an error on each."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE repeated AS
-        WITH keyed AS (SELECT *, hash(org, metric, dims, period) AS k FROM typed WHERE NOT err AND NOT is_missing),
-             rep AS (SELECT k FROM keyed GROUP BY k HAVING count(*) > 1)
-        SELECT org, metric, dims, period, count(*) AS n,
+        WITH keyed AS (SELECT * FROM typed WHERE NOT err AND NOT is_missing),
+             rep AS (SELECT series, period FROM keyed GROUP BY ALL HAVING count(*) > 1)
+        SELECT series, period, count(*) AS n,
                count(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS nv,
                arg_min((sheet, row_num, col), (row_num, sheet, col)) AS first_cell, min(row_num) AS first_row,
                string_agg(DISTINCT CASE WHEN deleted THEN 'deleted' ELSE num(value) END, ' / '
                           ORDER BY CASE WHEN deleted THEN 'deleted' ELSE num(value) END) AS vals,
                string_agg(row_num::VARCHAR, ', ' ORDER BY row_num) AS rows
-        FROM keyed WHERE k IN (SELECT k FROM rep)
-        GROUP BY org, metric, dims, period HAVING count(*) > 1""")
+        FROM keyed SEMI JOIN rep USING (series, period)
+        GROUP BY series, period""")
     con.execute("""
         INSERT INTO issues
         SELECT c.sheet, c.row_num, c.col, c.org, c.metric, c.dims, c.period::VARCHAR, c.raw,
@@ -359,7 +372,7 @@ def _repeated_keys(con: duckdb.DuckDBPyConnection) -> None:
                                 || 'send one value', c.org, c.metric, c.period, r.vals, r.rows)
                     ELSE format('{} {} on {} repeats line {} with the same value; stored once',
                                 c.org, c.metric, c.period, r.first_row) END
-        FROM typed c JOIN repeated r USING (org, metric, dims, period)
+        FROM typed c JOIN repeated r USING (series, period)
         WHERE NOT c.err AND NOT c.is_missing AND (r.nv > 1 OR (c.sheet, c.row_num, c.col) <> r.first_cell)""")
 
 
@@ -371,19 +384,17 @@ def _any_repeated_key(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether any key (organisation, metric, dimensions, date) occurs twice among the clean cells. Usually none
     does; then a bitmap of days per series answers it, far faster than counting the distinct keys of a large file."""
     clean = "FROM typed WHERE NOT err AND NOT is_missing"
-    lo, hi, series = con.execute(f"""
-        SELECT min(period), max(period),
-               (SELECT count(*) FROM org_dict) * (SELECT count(*) FROM file_keys WHERE g = {METRIC_SET})
-        FROM period_dict""").fetchone()  # type: ignore[misc]
+    lo, hi, series = con.execute("SELECT min(period), max(period), (SELECT count(*) FROM series_dict) "
+                                 "FROM period_dict").fetchone()  # type: ignore[misc]
     if lo is None:
         return False
     if series * ((hi - lo).days + 1) > REPEAT_BITS:
-        return bool(con.execute(f"SELECT count(*) > count(DISTINCT (org, metric, dims, period)) {clean}")
+        return bool(con.execute(f"SELECT count(*) > count(DISTINCT (series, period)) {clean}")
                     .fetchone()[0])  # type: ignore[index]
     return bool(con.execute(f"""
         SELECT coalesce(bool_or(n > d), false) FROM (
             SELECT count(*) AS n, bit_count(bitstring_agg(period - $lo::DATE, 0, $span)) AS d {clean}
-            GROUP BY org, metric, dims)""", {"lo": lo, "span": (hi - lo).days}).fetchone()[0])  # type: ignore[index]
+            GROUP BY series)""", {"lo": lo, "span": (hi - lo).days}).fetchone()[0])  # type: ignore[index]
 
 
 def _key_issues(con: duckdb.DuckDBPyConnection, repeats: bool) -> None:
@@ -401,7 +412,7 @@ def _key_issues(con: duckdb.DuckDBPyConnection, repeats: bool) -> None:
     # millions of good ones copied out
     con.execute(f"DELETE FROM typed t WHERE t.is_missing OR t.deleted OR t.err OR {repeated}")
     con.execute("CREATE OR REPLACE TEMP VIEW accepted AS SELECT org, metric, dims, period, period_end, value, sheet, "
-                "row_num, col, raw FROM typed")
+                "row_num, col, raw, series FROM typed")
 
 
 def _capacity_issues(con: duckdb.DuckDBPyConnection, catalog: Catalog, present: set[str]) -> None:
@@ -457,39 +468,42 @@ def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
 
 def history_issues(con: duckdb.DuckDBPyConnection) -> None:
     """Rules that compare a value with its series' past (``history`` staged by the store)."""
+    # the past values by series number, as the file's cells are, so the rules group and join on one integer
+    con.execute("CREATE OR REPLACE TEMP TABLE past AS SELECT s.series, h.period, h.value "
+                "FROM history h JOIN series_dict s USING (org, metric, dims)")
     _outlier_issues(con)
     _stale_issues(con)
+    con.execute("DROP TABLE past")
 
 
 def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level repeated unchanged for STALE_DAYS days or more looks frozen (a trust re-sending yesterday's
     figure). Only for levels that move daily in a real hospital (occupied beds, patients), of some size, and one
     warning per run, on its latest value in the file."""
-    daily = "abs(value) >= 20 AND metric IN (SELECT code FROM metric_ref WHERE changes_daily)"
+    daily = "abs(value) >= 20 AND series IN (SELECT series FROM series_dict WHERE changes_daily)"
     # written out twice below rather than shared, so DuckDB streams it instead of copying millions of wide rows
-    pts = f"""(SELECT org, metric, dims, period, value, sheet, row_num, col, raw FROM accepted WHERE {daily}
+    pts = f"""(SELECT series, period, value, org, metric, sheet, row_num, col, dims, raw FROM accepted WHERE {daily}
                UNION ALL
-               SELECT org, metric, dims, period, value, NULL, NULL, NULL, NULL FROM history WHERE {daily})"""
-    # a run is made only of days that repeat the day before or after: found first by a hash join on a hash of
-    # the series and value, so the sort below sees those few days (compared exactly), not the whole file
+               SELECT series, period, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM past WHERE {daily})"""
+    # a run is made only of days that repeat the day before or after: found first by a join of the series, value
+    # and day, so the sort below sees those few days, not the whole file
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE repeats AS
-        WITH keyed AS (SELECT hash(org, metric, dims, value) AS h, period FROM {pts}),
-             pairs AS (SELECT a.h, a.period FROM keyed a JOIN keyed b ON a.h = b.h AND b.period = a.period - 1)
-        SELECT h, period FROM pairs UNION ALL SELECT h, period - 1 FROM pairs""")
+        WITH keyed AS (SELECT series, value, period FROM {pts}),
+             pairs AS (SELECT a.series, a.value, a.period FROM keyed a
+                       JOIN keyed b ON a.series = b.series AND a.value = b.value AND b.period = a.period - 1)
+        SELECT * FROM pairs UNION ALL SELECT series, value, period - 1 FROM pairs""")
     con.execute(f"""
         INSERT INTO issues
-        WITH member AS (
-            SELECT p.* FROM {pts} p
-            SEMI JOIN repeats m ON m.h = hash(p.org, p.metric, p.dims, p.value) AND m.period = p.period),
+        WITH member AS (SELECT p.* FROM {pts} p SEMI JOIN repeats USING (series, value, period)),
         runs AS (
-            SELECT p.*, p.period - CAST(row_number() OVER (PARTITION BY p.org, p.metric, p.dims, p.value
-                                                        ORDER BY p.period) AS INTEGER) AS grp
+            SELECT p.*, p.period - CAST(row_number() OVER (PARTITION BY p.series, p.value ORDER BY p.period)
+                                        AS INTEGER) AS grp
             FROM member p),
         sized AS (
             SELECT *, min(period) OVER run AS since, count(*) OVER run AS days,
                    max(period) FILTER (WHERE row_num IS NOT NULL) OVER run AS last_new
-            FROM runs WINDOW run AS (PARTITION BY org, metric, dims, value, grp))
+            FROM runs WINDOW run AS (PARTITION BY series, value, grp))
         SELECT sheet, row_num, col, org, metric, dims, period::VARCHAR, raw, 'stale_value', 'warning',
                format('{{}} {{}} has been {{}} every day from {{}} to {{}} ({{}} days): is it still being updated?',
                       org, metric, num(value), since, period, days)
@@ -513,34 +527,33 @@ def _median_of_counts(counts: str, key: str, value: str) -> str:
 def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
     """A level far from its series' median (robust z-score over the file and the store's recent history).
     Only for point-in-time levels of some size: flows and small counts spike for real."""
-    key = "org, metric, dims"
-    levels = "metric IN (SELECT code FROM metric_ref WHERE kind = 'point_in_time')"
+    levels = "series IN (SELECT series FROM series_dict WHERE kind = 'point_in_time')"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE level_counts AS
-        SELECT {key}, value, count(*) AS c
-        FROM (SELECT {key}, value FROM accepted WHERE {levels}
-              UNION ALL SELECT {key}, value FROM history WHERE {levels})
+        SELECT series, value, count(*) AS c
+        FROM (SELECT series, value FROM accepted WHERE {levels} UNION ALL SELECT series, value FROM past WHERE {levels})
         GROUP BY ALL""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE series_stats AS
-        WITH med AS ({_median_of_counts('level_counts', key, 'value')}),
-             dev AS (SELECT {key}, abs(l.value - m.med) AS d, sum(l.c) AS c FROM level_counts l JOIN med m USING ({key})
+        WITH med AS ({_median_of_counts('level_counts', 'series', 'value')}),
+             dev AS (SELECT series, abs(l.value - m.med) AS d, sum(l.c) AS c
+                     FROM level_counts l JOIN med m USING (series)
                      WHERE m.n >= {OUTLIER_MIN_POINTS} AND abs(m.med) >= 20 GROUP BY ALL),
-             spread AS ({_median_of_counts('dev', key, 'd')})
+             spread AS ({_median_of_counts('dev', 'series', 'd')})
         -- a robust spread, floored at 5% of the level so a series that never moves is not flagged for an
         -- ordinary change
-        SELECT m.org, m.metric, m.dims, m.med, greatest(s.med * 1.4826, 0.05 * abs(m.med), 1) AS mad
-        FROM med m JOIN spread s USING ({key})""")
+        SELECT m.series, m.med, greatest(s.med * 1.4826, 0.05 * abs(m.med), 1) AS mad
+        FROM med m JOIN spread s USING (series)""")
     # the outlying levels are found among the distinct ones, then the file's cells that carry them
     con.execute(f"""
         INSERT INTO issues
         WITH outlying AS (
-            SELECT l.org, l.metric, l.dims, l.value, s.med FROM level_counts l JOIN series_stats s USING ({key})
+            SELECT l.series, l.value, s.med FROM level_counts l JOIN series_stats s USING (series)
             WHERE abs(l.value - s.med) / s.mad > {OUTLIER_Z} AND abs(l.value - s.med) >= 5)
         SELECT a.sheet, a.row_num, a.col, a.org, a.metric, a.dims, a.period::VARCHAR, a.raw, 'sudden_change', 'warning',
                format('{{}} {{}} on {{}} is {{}}, far from its usual level (median {{}}); stored, but please '
                       || 'confirm it', a.org, a.metric, a.period, num(a.value), num(o.med))
-        FROM accepted a JOIN outlying o USING ({key}, value)""")
+        FROM accepted a JOIN outlying o USING (series, value)""")
     con.execute("DROP TABLE level_counts")
 
 
