@@ -3,8 +3,10 @@
     uv run python benchmarks/ingest.py --rows 10000000
 
 Generates an N-row long-format CSV (org, metric, date, value; about 0.1% bad rows), then times in the same run
-(1) DuckDB ``read_csv`` -> Parquet, the baseline, and (2) ``mutual ingest`` into a fresh workspace, each in its
-own process so peak memory is measured per side. Last line: ``ingest_ratio <baseline_seconds / mutual_seconds>``.
+(1) DuckDB ``read_csv`` -> Parquet, the baseline, (2) ``mutual ingest`` into a fresh workspace, and (3) the floor:
+the rows read in file order and written to a DuckDB table with the observation's columns, with no checks, which
+bounds what any ingest into this store can reach. Each runs in its own process so peak memory is measured per
+side. Last line: ``ingest_ratio <baseline_seconds / mutual_seconds>``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ duckdb.sql(f"COPY (SELECT * FROM read_csv('{{sys.argv[1]}}')) TO '{{sys.argv[2]}
 print(time.perf_counter() - t, {PEAK})
 """
 
+# What storing the rows costs on this store with no checks at all: the file read in its order (for line numbers)
+# and written to a DuckDB table with the observation's columns. Mutual's ingest cannot be faster than this.
+FLOOR = f"""
+import duckdb, sys, time
+from mutual.store.base import MEMORY_LIMIT
+from mutual.store.schema import ddl
+con = duckdb.connect(sys.argv[2])
+con.execute(f"SET memory_limit = '{{MEMORY_LIMIT}}'")
+con.execute(ddl("observation"))
+t = time.perf_counter()
+con.execute("SET preserve_insertion_order = true")
+con.execute(f"CREATE TEMP TABLE r AS SELECT * FROM read_csv('{{sys.argv[1]}}', all_varchar = true)")
+con.execute("SET preserve_insertion_order = false")
+con.execute(\"\"\"
+    INSERT INTO observation
+    SELECT org, metric, '', date::DATE, date::DATE, v, 1, NULL, line, 'value', false, TIMESTAMP '2030-01-01', NULL
+    FROM (SELECT *, rowid + 2 AS line, try_cast(value AS DOUBLE) AS v FROM r) WHERE v IS NOT NULL\"\"\")
+print(time.perf_counter() - t, {PEAK})
+"""
+
 MUTUAL = f"""
 import sys, time
 from pathlib import Path
@@ -78,8 +100,11 @@ def main() -> None:
         print(f"generated {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
         base_s, base_kb = run(BASELINE, str(csv), str(d / "copy.parquet"))
         mut_s, mut_kb, rows, accepted, quarantined = run(MUTUAL, str(csv), str(d / "ws"), str(d / "orgs.csv"))
-    base, mut = float(base_s), float(mut_s)
+        floor_s, floor_kb = run(FLOOR, str(csv), str(d / "floor.duckdb"))
+    base, mut, floor = float(base_s), float(mut_s), float(floor_s)
     print(f"baseline duckdb read_csv -> parquet: {base:.2f} s, peak RSS {int(base_kb) / 1024:.0f} MiB")
+    print(f"floor (read in file order, store the observation's columns, no checks): {floor:.2f} s, "
+          f"peak RSS {int(floor_kb) / 1024:.0f} MiB; the ratio cannot exceed {base / floor:.3f} on this store")
     print(f"mutual ingest (archive, validate, harmonise, lineage, store): {mut:.2f} s, "
           f"peak RSS {int(mut_kb) / 1024:.0f} MiB; {int(rows):,} rows, {int(accepted):,} accepted, "
           f"{int(quarantined):,} quarantined")

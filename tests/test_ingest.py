@@ -276,6 +276,18 @@ def test_a_frozen_run_is_followed_from_the_store_into_the_file_whatever_case_the
     assert "has been 530 every day from 2020-11-01 to 2020-11-16 (16 days)" in str(stale["message"])
 
 
+def test_days_a_file_restates_are_judged_on_the_file_not_also_on_the_store(small_orgs: Mutual,
+                                                                           tmp_path: Path) -> None:
+    first = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 11)]
+    small_orgs.ingest(write(tmp_path, "first.csv", "org,metric,date,value\n" + "\n".join(first) + "\n"),
+                      received_at=T0)
+    again = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 17)]
+    s = small_orgs.ingest(write(tmp_path, "again.csv", "org,metric,date,value\n" + "\n".join(again) + "\n"),
+                          received_at=T0).submission
+    (stale,) = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
+    assert "from 2020-11-01 to 2020-11-16 (16 days)" in str(stale["message"]), "each day counted once"
+
+
 STOCK_SPEC = """
 name: test-stock
 match: [Trust, Day, Gowns, Masks]

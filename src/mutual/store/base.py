@@ -122,6 +122,19 @@ MARK_CORRECTED = """
       AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR"""
 
 
+def keep_history(recent: str) -> str:
+    """SQL that fills ``history`` in ``work`` from ``recent`` (a relation of current values: org, metric, dims,
+    period, value): the values of the series in ``accepted`` on days the file does not restate. The rules'
+    ``series_dict`` numbers the series, so the comparison with millions of file values is on integers."""
+    return f"""
+        INSERT INTO history
+        WITH numbered AS (SELECT s.series, r.period, r.value
+                          FROM {recent} r JOIN series_dict s USING (org, metric, dims)
+                          WHERE s.series IN (SELECT DISTINCT series FROM accepted)),
+             kept AS (SELECT * FROM numbered n ANTI JOIN accepted a ON a.series = n.series AND a.period = n.period)
+        SELECT s.org, s.metric, s.dims, k.period, k.value FROM kept k JOIN series_dict s USING (series)"""
+
+
 class Store(ABC):
     """The data plane on one engine. SQL given to ``rows``, ``append`` and ``delete`` is portable (standard SQL)
     with ``$name`` parameters."""

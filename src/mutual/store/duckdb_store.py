@@ -26,6 +26,7 @@ from mutual.store.base import (
     ObservationSource,
     Store,
     in_force,
+    keep_history,
     org_table,
     orgs_of,
 )
@@ -93,13 +94,8 @@ class DuckConnectionStore(Store):
         if lo is None or not self.con.execute(f"SELECT EXISTS (SELECT 1 FROM observation WHERE {recent})",
                                               {"lo": lo, "hi": hi}).fetchone()[0]:  # type: ignore[index]
             return
-        self.con.execute(f"""
-            INSERT INTO history
-            WITH recent AS (SELECT org, metric, dims, period, value FROM observation WHERE {recent})
-            SELECT r.* FROM recent r
-            WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
-              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
-                              AND a.dims = r.dims AND a.period = r.period)""", {"lo": lo, "hi": hi})
+        self.con.execute(keep_history(f"(SELECT org, metric, dims, period, value FROM observation WHERE {recent})"),
+                         {"lo": lo, "hi": hi})
 
 
 class DuckStore(DuckConnectionStore):
@@ -168,15 +164,20 @@ class DuckStore(DuckConnectionStore):
                                  AND i.col = a.col AND i.sheet IS NOT DISTINCT FROM a.sheet) AS flagged"""
             cols = "a.org, a.metric, a.dims, a.period, a.period_end, a.value, a.sheet, a.row_num, a.col"
             if overlap:
+                # the values in force at r for the file's series and days, by series number (``series_dict``)
                 con.execute(f"""
                     CREATE OR REPLACE TEMP TABLE changed AS
+                    WITH held AS (
+                        SELECT s.series, o.period, o.value
+                        FROM (SELECT org, metric, dims, period, value FROM observation
+                              WHERE period BETWEEN (SELECT min(period) FROM accepted)
+                                               AND (SELECT max(period) FROM accepted)
+                                AND recorded_at <= $r AND (superseded_at IS NULL OR superseded_at > $r)) o
+                        JOIN series_dict s USING (org, metric, dims))
                     SELECT {cols}, {flagged}
                     FROM accepted a
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM observation o
-                        WHERE o.org = a.org AND o.metric = a.metric AND o.dims = a.dims AND o.period = a.period
-                          AND o.recorded_at <= $r AND (o.superseded_at IS NULL OR o.superseded_at > $r)
-                          AND o.value = a.value)""", {"r": r})
+                    WHERE NOT EXISTS (SELECT 1 FROM held o WHERE o.series = a.series AND o.period = a.period
+                                                             AND o.value = a.value)""", {"r": r})
             else:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW changed AS SELECT {cols}, {flagged} FROM accepted a")
             latest = con.execute("SELECT max(recorded_at) FROM observation").fetchone()[0]  # type: ignore[index]

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from mutual.catalog.orgs import Org
-from mutual.store.base import MARK_CORRECTED, LoadRecord, Store, org_table
+from mutual.store.base import MARK_CORRECTED, LoadRecord, Store, keep_history, org_table
 from mutual.store.duckdb_store import configure
 from mutual.store.schema import INDEXES, TABLES, base_types, column_type, ddl
 
@@ -198,12 +198,7 @@ class PgStore(Store):
                                   AND org = ANY($orgs)""",
                    {"org": "VARCHAR", "metric": "VARCHAR", "dims": "VARCHAR", "period": "DATE", "value": "DOUBLE"},
                    {"lo": lo, "hi": hi, "orgs": orgs})
-        w.execute("""
-            INSERT INTO history
-            SELECT r.* FROM recent r
-            WHERE (r.org, r.metric, r.dims) IN (SELECT DISTINCT org, metric, dims FROM accepted)
-              AND NOT EXISTS (SELECT 1 FROM accepted a WHERE a.org = r.org AND a.metric = r.metric
-                              AND a.dims = r.dims AND a.period = r.period)""")
+        w.execute(keep_history("recent"))
         w.execute("DROP TABLE recent")
 
     def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:
