@@ -316,7 +316,7 @@ def _dimension_check(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 
 def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> None:
-    """One issue row per failed per-cell rule, from the flags ``_typed`` computed."""
+    """One issue row per failed per-cell rule, for the cells ``_typed`` found failing (run only when some are)."""
     formats = " or ".join(spec.period.formats).replace("%Y", "YYYY").replace("%m", "MM").replace(
         "%d", "DD").replace("%H", "hh").replace("%M", "mm").replace("%S", "ss")
     # the failing cells are few: gathered in one scan, then each rule's message is written from them alone
@@ -330,8 +330,7 @@ def _cell_issues(con: duckdb.DuckDBPyConnection, spec: Spec, received: date) -> 
         f"SELECT t.sheet, t.row_num, t.col, t.org, t.metric, t.dims, t.period::VARCHAR, t.raw, '{rule}', 'error', "
         f"{msg} FROM {failing} WHERE coalesce({_applies(rule, cond)}, false)"
         for rule, cond, msg in CELL_RULES]
-    if con.execute("SELECT count(*) FROM failing").fetchone()[0]:  # type: ignore[index]
-        con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
+    con.execute(f"INSERT INTO issues {' UNION ALL '.join(parts)}", {"formats": formats, "received": received})
     con.execute("DROP TABLE failing")
 
 
@@ -569,11 +568,13 @@ def check(con: duckdb.DuckDBPyConnection, spec: Spec, catalog: Catalog, orgs: li
     value_maps = bool(con.execute("SELECT count(*) FROM value_maps").fetchone()[0])  # type: ignore[index]
     _typed(con, spec, received, value_maps)
     release_staged(con)
-    read, missing = con.execute(
-        "SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing) FROM typed").fetchone()  # type: ignore[misc]
-    _cell_issues(con, spec, received)
+    read, missing, failing = con.execute("SELECT count(*) FILTER (NOT is_missing), count(*) FILTER (is_missing), "
+                                         "count(*) FILTER (err) FROM typed").fetchone()  # type: ignore[misc]
+    if failing:
+        _cell_issues(con, spec, received)
     _key_issues(con, repeats=_any_repeated_key(con))
-    present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM accepted").fetchall()}
+    present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM series_dict WHERE series IN "
+                                         "(SELECT DISTINCT series FROM accepted)").fetchall()}
     _capacity_issues(con, catalog, present)
     _parts_issues(con, catalog, present)
     malformed, quarantined, warnings = con.execute("""
