@@ -155,11 +155,12 @@ class DuckStore(DuckConnectionStore):
         con, r = self.con, recorded_at
         con.execute("BEGIN TRANSACTION")
         try:
+            # may the file touch stored values? (series_dict's organisations include every accepted one)
             overlap = con.execute("""
                 SELECT EXISTS (SELECT 1 FROM observation o,
                                       (SELECT min(period) AS lo, max(period) AS hi FROM accepted) s
                                WHERE o.period BETWEEN s.lo AND s.hi
-                                 AND o.org IN (SELECT DISTINCT org FROM accepted))""").fetchone()[0]  # type: ignore[index]
+                                 AND o.org IN (SELECT org FROM series_dict))""").fetchone()[0]  # type: ignore[index]
             flagged = """EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
                                  AND i.col = a.col AND i.sheet IS NOT DISTINCT FROM a.sheet) AS flagged"""
             cols = "a.org, a.metric, a.dims, a.period, a.period_end, a.value, a.sheet, a.row_num, a.col"
@@ -190,11 +191,11 @@ class DuckStore(DuckConnectionStore):
             if latest is not None and latest > r:
                 later = """(SELECT min(o.recorded_at) FROM observation o WHERE o.org = c.org AND o.metric = c.metric
                             AND o.dims = c.dims AND o.period = c.period AND o.recorded_at > $r)"""
-            con.execute(f"""
+            inserted = con.execute(f"""
                 INSERT INTO observation
                 SELECT c.org, c.metric, c.dims, c.period, c.period_end, c.value, $sid, c.sheet, c.row_num, c.col,
                        c.flagged, $r, {later}
-                FROM changed c""", {"r": r, "sid": submission_id})
+                FROM changed c""", {"r": r, "sid": submission_id}).fetchone()[0]  # type: ignore[index]
             # withdrawn values: the one in force at r ends there, and nothing replaces it
             withdrawn = con.execute("""
                 UPDATE observation o SET superseded_at = $r FROM deletions d
@@ -206,7 +207,7 @@ class DuckStore(DuckConnectionStore):
                 SELECT $sid, sheet, row_num, col, org, metric, dims, period, raw, rule, severity, message, 'open'
                 FROM issues""", {"sid": submission_id})
             con.execute(MARK_CORRECTED, {"sid": submission_id})
-            stored = con.execute("SELECT count(*) FROM changed").fetchone()[0] + withdrawn  # type: ignore[index]
+            stored = inserted + withdrawn
             record = LoadRecord(submission_id=submission_id, recorded_at=r, stored=stored, **counts)
             con.execute("INSERT INTO load_log VALUES ($1, $2, now()::TIMESTAMP, $3, $4, $5, $6, $7, $8, $9)",
                         [submission_id, r, record.rows_read, record.values_read, record.accepted, stored,
