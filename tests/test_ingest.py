@@ -264,28 +264,29 @@ def test_a_level_far_from_its_usual_level_is_flagged_against_the_file_and_the_st
     assert flagged == [("2020-11-22", "sudden_change")], "judged against the store's recent history"
 
 
+def stale_warning_after(m: Mutual, tmp_path: Path, stored: list[str], then: list[str]) -> str:
+    """The one frozen-run warning on the file ``then`` (long-layout lines), ingested after ``stored``."""
+    head = "org,metric,date,value\n"
+    m.ingest(write(tmp_path, "stored.csv", head + "\n".join(stored) + "\n"), received_at=T0)
+    s = m.ingest(write(tmp_path, "then.csv", head + "\n".join(then) + "\n"), received_at=T0).submission
+    (stale,) = [i for i in issues(m, s.id) if i["rule"] == "stale_value"]
+    return str(stale["message"])
+
+
 def test_a_frozen_run_is_followed_from_the_store_into_the_file_whatever_case_the_code_is_in(
         small_orgs: Mutual, tmp_path: Path) -> None:
-    first = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 9)]
-    small_orgs.ingest(write(tmp_path, "first.csv", "org,metric,date,value\n" + "\n".join(first) + "\n"),
-                      received_at=T0)
-    more = [f"{'r1h' if d % 2 else 'R1H'},ga_beds_occupied,2020-11-{d:02d},530" for d in range(9, 17)]
-    s = small_orgs.ingest(write(tmp_path, "more.csv", "org,metric,date,value\n" + "\n".join(more) + "\n"),
-                          received_at=T0).submission
-    (stale,) = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
-    assert "has been 530 every day from 2020-11-01 to 2020-11-16 (16 days)" in str(stale["message"])
+    stored = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 9)]
+    then = [f"{'r1h' if d % 2 else 'R1H'},ga_beds_occupied,2020-11-{d:02d},530" for d in range(9, 17)]
+    message = stale_warning_after(small_orgs, tmp_path, stored, then)
+    assert "has been 530 every day from 2020-11-01 to 2020-11-16 (16 days)" in message
 
 
 def test_days_a_file_restates_are_judged_on_the_file_not_also_on_the_store(small_orgs: Mutual,
                                                                            tmp_path: Path) -> None:
-    first = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 11)]
-    small_orgs.ingest(write(tmp_path, "first.csv", "org,metric,date,value\n" + "\n".join(first) + "\n"),
-                      received_at=T0)
-    again = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 17)]
-    s = small_orgs.ingest(write(tmp_path, "again.csv", "org,metric,date,value\n" + "\n".join(again) + "\n"),
-                          received_at=T0).submission
-    (stale,) = [i for i in issues(small_orgs, s.id) if i["rule"] == "stale_value"]
-    assert "from 2020-11-01 to 2020-11-16 (16 days)" in str(stale["message"]), "each day counted once"
+    stored = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 11)]
+    then = [f"R1H,ga_beds_occupied,2020-11-{d:02d},530" for d in range(1, 17)]
+    message = stale_warning_after(small_orgs, tmp_path, stored, then)
+    assert "from 2020-11-01 to 2020-11-16 (16 days)" in message, "each day counted once"
 
 
 STOCK_SPEC = """
