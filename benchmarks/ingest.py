@@ -84,13 +84,13 @@ with open_mutual(Path(sys.argv[2]), create=True) as m:
     elapsed = time.perf_counter() - t
     s = r.submission
     assert s.values_read == s.accepted + s.quarantined, "counts do not add up"
-    again = 0.0
+    peak, again = {PEAK}, 0.0
     if len(sys.argv) > 4:  # a corrected copy, over the first
         t = time.perf_counter()
         c = m.ingest(Path(sys.argv[4]), received_at=datetime(2030, 1, 2)).submission
         again = time.perf_counter() - t
         assert c.values_read == c.accepted + c.quarantined, "counts do not add up"
-print(elapsed, {PEAK}, s.rows_read, s.accepted, s.quarantined, again)
+print(elapsed, peak, s.rows_read, s.accepted, s.quarantined, again, {PEAK})
 """
 
 
@@ -122,7 +122,7 @@ def main() -> None:
             corrected(csv, d / "corrected.csv")
             extra = [str(d / "corrected.csv")]
         base_s, base_kb = run(BASELINE, str(csv), str(d / "copy.parquet"))
-        mut_s, mut_kb, rows, accepted, quarantined, again_s = run(
+        mut_s, mut_kb, rows, accepted, quarantined, again_s, again_kb = run(
             MUTUAL, str(csv), str(d / "ws"), str(d / "orgs.csv"), *extra)
         floor_s, floor_kb = run(FLOOR, str(csv), str(d / "floor.duckdb"))
     base, mut, floor = float(base_s), float(mut_s), float(floor_s)
@@ -134,7 +134,8 @@ def main() -> None:
           f"{int(quarantined):,} quarantined")
     print(f"throughput: {int(rows) / mut / 1e6:.2f} M rows/s")
     if args.corrected:
-        print(f"corrected copy ingested over the first (compared with the stored values): {float(again_s):.2f} s")
+        print(f"corrected copy ingested over the first (compared with the stored values): {float(again_s):.2f} s, "
+              f"peak RSS {int(again_kb) / 1024:.0f} MiB")
     print(f"ingest_ratio {base / mut:.3f}")
 
 
