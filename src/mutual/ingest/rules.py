@@ -149,7 +149,7 @@ def _keys(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
 
     Each organisation and metric carries what the rules need of it as a struct, ``o`` and ``m``, so a cell's
     rules read ``o.close_date`` or ``m.hi`` without a join of their own, and a small number, ``oid`` and ``mid``
-    (a metric with its dimensions), from which each cell gets the number of its series (``series_of``)."""
+    (a metric with its dimensions), from which ``_typed`` gives each cell the number of its series."""
     missing = _missing_list(spec)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE file_keys AS
