@@ -110,7 +110,8 @@ def test_reports_count_releases_from_the_audit_log_through_disclosure_control(tm
     text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
     assert "Barts Health" in text and "BIG-1" in text and "Releases / refusals: 10 / <8" in text
     image = pdf[0].render(scale=1).to_pil()
-    assert image.size[0] > 500 and len(set(image.convert("L").getdata())) > 2, "the page renders with content"
+    shades = set(image.convert("L").get_flattened_data())
+    assert image.size[0] > 500 and len(shades) > 2, "the page renders with content"
     pdf.close()
     html = CliRunner().invoke(app, ["report", "annual", "--org", "R1H", "--year", str(YEAR), "--home", str(home)])
     assert html.exit_code == 0 and "What Barts Health NHS Trust's data was shared for" in html.output
