@@ -466,13 +466,10 @@ def _rate_issues(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def history_issues(con: duckdb.DuckDBPyConnection) -> None:
-    """Rules that compare a value with its series' past (``history`` staged by the store)."""
-    # the past values by series number, as the file's cells are, so the rules group and join on one integer
-    con.execute("CREATE OR REPLACE TEMP TABLE past AS SELECT s.series, h.period, h.value "
-                "FROM history h JOIN series_dict s USING (org, metric, dims)")
+    """Rules that compare a value with its series' past (``history``: series, period, value, staged by the
+    store with the series numbers of ``series_dict``)."""
     _outlier_issues(con)
     _stale_issues(con)
-    con.execute("DROP TABLE past")
 
 
 def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
@@ -483,7 +480,7 @@ def _stale_issues(con: duckdb.DuckDBPyConnection) -> None:
     # written out twice below rather than shared, so DuckDB streams it instead of copying millions of wide rows
     pts = f"""(SELECT series, period, value, org, metric, sheet, row_num, col, dims, raw FROM accepted WHERE {daily}
                UNION ALL
-               SELECT series, period, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM past WHERE {daily})"""
+               SELECT series, period, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM history WHERE {daily})"""
     # a run is made only of days that repeat the day before or after: found first by a join of the series, value
     # and day, so the sort below sees those few days, not the whole file
     con.execute(f"""
@@ -530,7 +527,8 @@ def _outlier_issues(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE level_counts AS
         SELECT series, value, count(*) AS c
-        FROM (SELECT series, value FROM accepted WHERE {levels} UNION ALL SELECT series, value FROM past WHERE {levels})
+        FROM (SELECT series, value FROM accepted WHERE {levels}
+              UNION ALL SELECT series, value FROM history WHERE {levels})
         GROUP BY ALL""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE series_stats AS

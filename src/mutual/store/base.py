@@ -122,17 +122,20 @@ MARK_CORRECTED = """
       AND q.org = c.org AND q.metric = c.metric AND q.dims = c.dims AND q.period = c.period::VARCHAR"""
 
 
+# The store's recent values of the file's series, by the series numbers of the rules' ``series_dict``
+HISTORY_TABLE = "CREATE OR REPLACE TEMP TABLE history (series BIGINT, period DATE, value DOUBLE)"
+
+
 def keep_history(recent: str) -> str:
-    """SQL that fills ``history`` in ``work`` from ``recent`` (a relation of current values: org, metric, dims,
-    period, value): the values of the series in ``accepted`` on days the file does not restate. The rules'
-    ``series_dict`` numbers the series, so the comparison with millions of file values is on integers."""
+    """SQL that fills ``history`` (``HISTORY_TABLE``) in ``work`` from ``recent`` (a relation of current values:
+    org, metric, dims, period, value): the values of the series in ``accepted`` on days the file does not
+    restate, numbered through ``series_dict``, so the comparison with millions of file values is on integers."""
     return f"""
         INSERT INTO history
         WITH numbered AS (SELECT s.series, r.period, r.value
                           FROM {recent} r JOIN series_dict s USING (org, metric, dims)
-                          WHERE s.series IN (SELECT DISTINCT series FROM accepted)),
-             kept AS (SELECT * FROM numbered n ANTI JOIN accepted a ON a.series = n.series AND a.period = n.period)
-        SELECT s.org, s.metric, s.dims, k.period, k.value FROM kept k JOIN series_dict s USING (series)"""
+                          WHERE s.series IN (SELECT DISTINCT series FROM accepted))
+        SELECT * FROM numbered n ANTI JOIN accepted a ON a.series = n.series AND a.period = n.period"""
 
 
 class Store(ABC):
@@ -182,8 +185,9 @@ class Store(ABC):
 
     @abstractmethod
     def stage_history(self, days: int = 60) -> None:
-        """Temp table ``history`` in ``work``: current values of the series in ``accepted``, from ``days`` before
-        its first period, for rules that compare a value with its series' past."""
+        """Temp table ``history`` in ``work`` (``HISTORY_TABLE``, filled by ``keep_history``): current values of
+        the series in ``accepted``, from ``days`` before its first period, for rules that compare a value with its
+        series' past."""
 
     @abstractmethod
     def load(self, submission_id: int, recorded_at: datetime, counts: dict[str, int]) -> LoadRecord:

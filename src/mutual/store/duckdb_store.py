@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from mutual.catalog.orgs import Org
 from mutual.store.base import (
+    HISTORY_TABLE,
     MARK_CORRECTED,
     MEMORY_LIMIT,
     LoadRecord,
@@ -88,8 +89,7 @@ class DuckConnectionStore(Store):
 
     def stage_history(self, days: int = 60) -> None:
         lo, hi = self.con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
-        self.con.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
-                         "period DATE, value DOUBLE)")
+        self.con.execute(HISTORY_TABLE)
         recent = f"superseded_at IS NULL AND period BETWEEN $lo - INTERVAL {int(days)} DAY AND $hi"
         if lo is None or not self.con.execute(f"SELECT EXISTS (SELECT 1 FROM observation WHERE {recent})",
                                               {"lo": lo, "hi": hi}).fetchone()[0]:  # type: ignore[index]

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from mutual.catalog.orgs import Org
-from mutual.store.base import MARK_CORRECTED, LoadRecord, Store, keep_history, org_table
+from mutual.store.base import HISTORY_TABLE, MARK_CORRECTED, LoadRecord, Store, keep_history, org_table
 from mutual.store.duckdb_store import configure
 from mutual.store.schema import INDEXES, TABLES, base_types, column_type, ddl
 
@@ -188,8 +188,7 @@ class PgStore(Store):
     def stage_history(self, days: int = 60) -> None:
         w = self.work
         lo, hi = w.execute("SELECT min(period), max(period) FROM accepted").fetchall()[0]
-        w.execute("CREATE OR REPLACE TEMP TABLE history (org VARCHAR, metric VARCHAR, dims VARCHAR, "
-                  "period DATE, value DOUBLE)")
+        w.execute(HISTORY_TABLE)
         if lo is None:
             return
         orgs = [r[0] for r in w.execute("SELECT DISTINCT org FROM accepted ORDER BY org").fetchall()]
