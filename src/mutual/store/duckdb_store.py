@@ -155,12 +155,12 @@ class DuckStore(DuckConnectionStore):
         con, r = self.con, recorded_at
         con.execute("BEGIN TRANSACTION")
         try:
+            lo, hi = con.execute("SELECT min(period), max(period) FROM accepted").fetchone()  # type: ignore[misc]
             # may the file touch stored values? (series_dict's organisations include every accepted one)
             overlap = con.execute("""
-                SELECT EXISTS (SELECT 1 FROM observation o,
-                                      (SELECT min(period) AS lo, max(period) AS hi FROM accepted) s
-                               WHERE o.period BETWEEN s.lo AND s.hi
-                                 AND o.org IN (SELECT org FROM series_dict))""").fetchone()[0]  # type: ignore[index]
+                SELECT EXISTS (SELECT 1 FROM observation WHERE period BETWEEN $lo AND $hi
+                                                          AND org IN (SELECT org FROM series_dict))""",
+                                  {"lo": lo, "hi": hi}).fetchone()[0]  # type: ignore[index]
             flagged = """EXISTS (SELECT 1 FROM issues i WHERE i.severity = 'warning' AND i.row_num = a.row_num
                                  AND i.col = a.col AND i.sheet IS NOT DISTINCT FROM a.sheet) AS flagged"""
             cols = "a.org, a.metric, a.dims, a.period, a.period_end, a.value, a.sheet, a.row_num, a.col"
@@ -171,14 +171,13 @@ class DuckStore(DuckConnectionStore):
                     WITH held AS (
                         SELECT s.series, o.period, o.value
                         FROM (SELECT org, metric, dims, period, value FROM observation
-                              WHERE period BETWEEN (SELECT min(period) FROM accepted)
-                                               AND (SELECT max(period) FROM accepted)
+                              WHERE period BETWEEN $lo AND $hi
                                 AND recorded_at <= $r AND (superseded_at IS NULL OR superseded_at > $r)) o
                         JOIN series_dict s USING (org, metric, dims))
                     SELECT {cols}, {flagged}
                     FROM accepted a
                     WHERE NOT EXISTS (SELECT 1 FROM held o WHERE o.series = a.series AND o.period = a.period
-                                                             AND o.value = a.value)""", {"r": r})
+                                                             AND o.value = a.value)""", {"r": r, "lo": lo, "hi": hi})
             else:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW changed AS SELECT {cols}, {flagged} FROM accepted a")
             latest = con.execute("SELECT max(recorded_at) FROM observation").fetchone()[0]  # type: ignore[index]

@@ -191,7 +191,8 @@ class PgStore(Store):
         w.execute(HISTORY_TABLE)
         if lo is None:
             return
-        orgs = [r[0] for r in w.execute("SELECT DISTINCT org FROM accepted ORDER BY org").fetchall()]
+        # series_dict lists the file's organisations (a few), where accepted would mean a pass over every value
+        orgs = [r[0] for r in w.execute("SELECT DISTINCT org FROM series_dict ORDER BY org").fetchall()]
         self.fetch("recent", f"""SELECT org, metric, dims, period, value FROM observation
                                 WHERE superseded_at IS NULL AND period BETWEEN $lo::date - {int(days)} AND $hi
                                   AND org = ANY($orgs)""",
